@@ -1,0 +1,79 @@
+//! Errors of the two hot operations, each with its HTTP status (DESIGN.md
+//! "HTTP mapping", after MCP's Streamable HTTP transport).
+
+use std::time::Duration;
+
+use super::id::ParseError;
+
+/// Why a create failed. Whatever the cause, no capacity slot and no
+/// rate-limit budget was consumed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// `max_sessions` sessions are open and the policy is
+    /// [`crate::OnFull::Reject`]. HTTP 503 with `Retry-After`.
+    #[error("session capacity reached")]
+    AtCapacity,
+    /// The creation rate limit is exhausted. HTTP 429 with `Retry-After`.
+    #[error("session creation rate limit reached; retry in {retry_after:?}")]
+    RateLimited {
+        /// Exact time until the limiter grants again (whole milliseconds).
+        retry_after: Duration,
+    },
+    /// The OS CSPRNG could not be read, so no unguessable id could be made.
+    /// HTTP 500.
+    #[error("cannot read the OS random number generator: {0}")]
+    Entropy(getrandom::Error),
+    /// Freshly drawn ids kept colliding with live ones (with 122 random bits
+    /// this needs a broken id source). HTTP 503.
+    #[error("could not draw an unused session id")]
+    IdCollision,
+}
+
+impl CreateError {
+    /// The HTTP status: 503 at capacity or on id collision, 429 when rate
+    /// limited, 500 for an entropy failure.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::AtCapacity | Self::IdCollision => 503,
+            Self::RateLimited { .. } => 429,
+            Self::Entropy(_) => 500,
+        }
+    }
+
+    /// The `Retry-After` to send, in whole seconds (rounded up, at least 1),
+    /// or `None` where retrying will not help (entropy failure).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::AtCapacity | Self::IdCollision => Some(1),
+            Self::RateLimited { retry_after } => {
+                Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
+            }
+            Self::Entropy(_) => None,
+        }
+    }
+}
+
+/// Why a lookup (or confirm) found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// The id text is malformed. HTTP 400.
+    #[error("malformed session id: {0}")]
+    MalformedId(#[from] ParseError),
+    /// No open session with this id is visible to the caller: unknown,
+    /// closed, evicted, expired and bound to another principal are all this
+    /// one error, so a caller cannot tell them apart. HTTP 404 (the client
+    /// starts a new session with `initialize`).
+    #[error("session not found")]
+    NotFound,
+}
+
+impl LookupError {
+    /// 400 for a malformed id, 404 otherwise.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::MalformedId(_) => 400,
+            Self::NotFound => 404,
+        }
+    }
+}

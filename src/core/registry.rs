@@ -1,0 +1,717 @@
+//! [`SessionRegistry`]: the bounded, expiring, principal-bound session store.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use scc::Guard;
+
+use super::admission::{self, Capacity, OnFull, Refused};
+use super::clock::Clock;
+use super::config::{Checked, IdSource, RegistryBuilder};
+use super::entry::{Entry, Session};
+use super::error::{CreateError, LookupError};
+use super::events::{CloseCallback, CloseReason, ClosedSession, EventQueue};
+use super::id::SessionId;
+use super::rate_limit::{Permit, RateLimiter};
+use super::stats::{Counters, Stats};
+use super::store::{CreationOrder, SessionIndex};
+use super::timeouts::Timeouts;
+
+/// How many fresh ids a create draws before giving up on collisions.
+const ID_ATTEMPTS: usize = 4;
+
+/// A bounded registry of sessions: an exact `max_sessions`, FIFO eviction or
+/// rejection at capacity, idle/lifetime/init expiry, an optional creation
+/// rate limit, principal binding, and a close path that reports every
+/// session exactly once.
+///
+/// `V` is the host's per-session value (a transport handle, a channel, a
+/// tag). It is dropped exactly once, when the last [`Session`] handle and
+/// close event referring to it are gone; its `Drop` must not panic.
+///
+/// Cloning a registry clones a handle to the same sessions. When the last
+/// handle is dropped, every open session is closed with
+/// [`CloseReason::Shutdown`] (the callback hears of each).
+///
+/// # Progress guarantees
+///
+/// | operation | guarantee |
+/// | --- | --- |
+/// | [`get`](Self::get), [`with_session`](Self::with_session), [`confirm`](Self::confirm) | lock-free, no allocation (a hash-index read under an epoch guard; an expired session found is closed, which takes one bucket lock) |
+/// | [`close`](Self::close) | lock-free in the protocol; the index and tree removals may wait for a bucket or a node split |
+/// | [`create`](Self::create) | as `close`, and under `EvictOldest` at capacity it may wait for a concurrent create that has taken a slot but not yet published its session (two atomic steps) |
+/// | [`len`](Self::len), [`stats`](Self::stats) | wait-free |
+/// | [`purge_expired`](Self::purge_expired) | O(n) scan, lock-free reads; closes as `close` |
+///
+/// # Examples
+///
+/// ```
+/// use mcp_session_core::{LookupError, SessionRegistry};
+///
+/// let registry = SessionRegistry::builder().max_sessions(2).build().unwrap();
+/// let a = registry.create("a").unwrap();
+/// let b = registry.create_bound(b"alice", "b").unwrap();
+/// let c = registry.create("c").unwrap(); // evicts `a`, the oldest
+///
+/// assert_eq!(registry.len(), 2);
+/// assert_eq!(registry.get(&a.id(), None).unwrap_err(), LookupError::NotFound);
+/// assert_eq!(*registry.get(&b.id(), Some(b"alice")).unwrap(), "b");
+/// assert!(registry.get(&b.id(), Some(b"mallory")).is_err());
+/// assert_eq!(*registry.get_str(&c.id().to_string(), None).unwrap(), "c");
+///
+/// let evicted = registry.pop_closed().unwrap();
+/// assert_eq!(evicted.session.id(), a.id());
+/// ```
+pub struct SessionRegistry<V> {
+    inner: Arc<Inner<V>>,
+}
+
+pub(crate) struct Inner<V> {
+    capacity: Capacity,
+    index: SessionIndex<V>,
+    fifo: CreationOrder<V>,
+    on_full: OnFull,
+    timeouts: Timeouts,
+    limiter: Option<RateLimiter>,
+    clock: Arc<dyn Clock>,
+    id_source: IdSource,
+    next_seq: AtomicU64,
+    next_sweep_ms: AtomicU64,
+    counters: Counters,
+    events: EventQueue<V>,
+    on_close: Option<CloseCallback<V>>,
+}
+
+impl<V> Clone for SessionRegistry<V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<V: Send + Sync + 'static> SessionRegistry<V> {
+    /// A builder with the defaults (see [`RegistryBuilder`]).
+    pub fn builder() -> RegistryBuilder<V> {
+        RegistryBuilder::default()
+    }
+
+    /// A registry of `max_sessions` with every other setting at its
+    /// default.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::ConfigError::ZeroCapacity`] if `max_sessions` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::<u64>::new(100).unwrap();
+    /// assert_eq!(registry.max_sessions(), 100);
+    /// ```
+    pub fn new(max_sessions: usize) -> Result<Self, super::config::ConfigError> {
+        Self::builder().max_sessions(max_sessions).build()
+    }
+
+    pub(crate) fn from_builder(builder: RegistryBuilder<V>, checked: Checked) -> Self {
+        let Checked {
+            timeouts,
+            rate_limit,
+            clock,
+            id_source,
+        } = checked;
+        Self {
+            inner: Arc::new(Inner {
+                capacity: Capacity::new(builder.max_sessions),
+                index: SessionIndex::new(),
+                fifo: CreationOrder::new(),
+                on_full: builder.on_full,
+                timeouts,
+                limiter: rate_limit.map(|(max, window)| RateLimiter::new(max, window)),
+                clock,
+                id_source,
+                next_seq: AtomicU64::new(0),
+                next_sweep_ms: AtomicU64::new(0),
+                counters: Counters::default(),
+                events: EventQueue::new(builder.event_queue_capacity),
+                on_close: builder.on_close,
+            }),
+        }
+    }
+
+    /// Creates an unbound session holding `value` (found by any lookup that
+    /// presents its id).
+    ///
+    /// Checks the rate limit, then takes a capacity slot; at capacity,
+    /// [`OnFull::EvictOldest`] closes the oldest open session (reported with
+    /// [`CloseReason::Evicted`]) and [`OnFull::Reject`] fails. The session
+    /// starts *pending*; see [`confirm`](Self::confirm).
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError::RateLimited`], [`CreateError::AtCapacity`] (only under
+    /// `Reject`), [`CreateError::Entropy`], [`CreateError::IdCollision`]. On
+    /// error `value` is dropped and nothing else changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{CreateError, OnFull, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::builder()
+    ///     .max_sessions(1)
+    ///     .on_full(OnFull::Reject)
+    ///     .build()
+    ///     .unwrap();
+    /// registry.create(1).unwrap();
+    /// let err = registry.create(2).unwrap_err();
+    /// assert!(matches!(err, CreateError::AtCapacity));
+    /// assert_eq!(err.http_status(), 503);
+    /// ```
+    pub fn create(&self, value: V) -> Result<Session<V>, CreateError> {
+        self.create_with(None, |_| value)
+    }
+
+    /// Creates a session bound to `principal` (e.g. the authenticated
+    /// user's id): only lookups presenting the same bytes find it.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create_bound(b"user-42", ()).unwrap();
+    /// assert!(registry.get(&s.id(), Some(b"user-42")).is_ok());
+    /// assert!(registry.get(&s.id(), None).is_err());
+    /// ```
+    pub fn create_bound(&self, principal: &[u8], value: V) -> Result<Session<V>, CreateError> {
+        self.create_with(Some(principal), |_| value)
+    }
+
+    /// Creates a session whose value is made from its id (for hosts whose
+    /// transport must know its id, like rmcp's session handles), optionally
+    /// bound to `principal`. `make` runs once, before the session becomes
+    /// visible, and only after the rate limit passed.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create). If `make` panics, the panic propagates
+    /// and nothing is consumed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create_with(None, |id| format!("transport for {id}")).unwrap();
+    /// assert_eq!(*s, format!("transport for {}", s.id()));
+    /// ```
+    pub fn create_with(
+        &self,
+        principal: Option<&[u8]>,
+        make: impl FnOnce(SessionId) -> V,
+    ) -> Result<Session<V>, CreateError> {
+        let inner = &*self.inner;
+        let now = inner.clock.now_ms();
+        let permit = inner.acquire_permit(now)?;
+        if inner.capacity.is_full() {
+            inner.sweep_if_due(now);
+            if inner.on_full == OnFull::Reject && inner.capacity.is_full() {
+                Counters::bump(&inner.counters.rejected_full);
+                return Err(CreateError::AtCapacity);
+            }
+        }
+        let id = inner.fresh_id()?;
+        let entry = Arc::new(Entry {
+            id,
+            seq: inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            state: admission::SessionState::new(),
+            created_ms: now,
+            last_activity_ms: AtomicU64::new(now),
+            principal: principal.map(Box::from),
+            value: make(id),
+        });
+        match admission::create(
+            &inner.capacity,
+            &inner.index,
+            &inner.fifo,
+            inner.on_full,
+            &entry,
+        ) {
+            Ok(victim) => {
+                permit.keep();
+                Counters::bump(&inner.counters.created);
+                if let Some(victim) = victim {
+                    inner.report_closed(victim, CloseReason::Evicted);
+                }
+                Ok(Session(entry))
+            }
+            Err(Refused::AtCapacity) => {
+                Counters::bump(&inner.counters.rejected_full);
+                Err(CreateError::AtCapacity)
+            }
+            Err(Refused::IdTaken) => Err(CreateError::IdCollision),
+        }
+    }
+
+    /// Looks up the session `id` for a caller presenting `principal` (the
+    /// hot path: once per request). Refreshes its last activity.
+    ///
+    /// Takes no lock and allocates nothing; the returned handle costs one
+    /// reference-count increment (use [`with_session`](Self::with_session)
+    /// to avoid even that).
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::NotFound`] if no open session with this id is visible
+    /// to `principal`: unknown, closed, evicted, expired (an expired session
+    /// found here is closed with its expiry reason) and bound to another
+    /// principal are indistinguishable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{LookupError, SessionId, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::new(8).unwrap();
+    /// let s = registry.create(7).unwrap();
+    /// assert_eq!(*registry.get(&s.id(), None).unwrap(), 7);
+    /// let unknown = SessionId::random().unwrap();
+    /// assert_eq!(registry.get(&unknown, None).unwrap_err(), LookupError::NotFound);
+    /// ```
+    #[inline]
+    pub fn get(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
+        self.inner
+            .with_open_entry(id, principal, |entry| Session(entry.clone()))
+    }
+
+    /// [`get`](Self::get) from the id's text form (an `Mcp-Session-Id`
+    /// header value).
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::MalformedId`] (HTTP 400) if `id` is not a canonical
+    /// session id, checked before the registry is touched; otherwise as
+    /// [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{LookupError, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::<()>::new(8).unwrap();
+    /// let err = registry.get_str("not-an-id", None).unwrap_err();
+    /// assert!(matches!(err, LookupError::MalformedId(_)));
+    /// assert_eq!(err.http_status(), 400);
+    /// ```
+    pub fn get_str(&self, id: &str, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
+        let id = SessionId::parse(id)?;
+        self.get(&id, principal)
+    }
+
+    /// Looks up like [`get`](Self::get) and runs `f` on the value in place:
+    /// no reference count is touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get); `f` does not run then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create(String::from("hello")).unwrap();
+    /// let len = registry.with_session(&s.id(), None, |v| v.len()).unwrap();
+    /// assert_eq!(len, 5);
+    /// ```
+    #[inline]
+    pub fn with_session<R>(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        f: impl FnOnce(&V) -> R,
+    ) -> Result<R, LookupError> {
+        self.inner
+            .with_open_entry(id, principal, |entry| f(&entry.value))
+    }
+
+    /// Confirms a pending session: its `initialize` handshake completed, so
+    /// the init timeout no longer applies. Confirming an already confirmed
+    /// session succeeds (idempotent).
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::NotFound`] if the session is not open (or has expired:
+    /// it is then closed with its reason).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create(()).unwrap();
+    /// assert!(!s.is_confirmed());
+    /// registry.confirm(&s.id()).unwrap();
+    /// assert!(s.is_confirmed());
+    /// ```
+    pub fn confirm(&self, id: &SessionId) -> Result<(), LookupError> {
+        self.inner.with_any_principal(id, |entry| {
+            entry.state.confirm();
+        })
+    }
+
+    /// Closes the session `id` (e.g. on HTTP `DELETE`) and returns it, or
+    /// `None` if it was not open. Idempotent: a second close returns `None`.
+    /// The close is reported with [`CloseReason::Closed`].
+    ///
+    /// The principal is not checked: an HTTP layer validates the caller with
+    /// [`get`](Self::get) first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create("x").unwrap();
+    /// assert_eq!(*registry.close(&s.id()).unwrap(), "x");
+    /// assert!(registry.close(&s.id()).is_none());
+    /// assert!(registry.get(&s.id(), None).is_err());
+    /// ```
+    pub fn close(&self, id: &SessionId) -> Option<Session<V>> {
+        let inner = &*self.inner;
+        let entry = {
+            let guard = Guard::new();
+            inner.index.peek(id, &guard)?.clone()
+        };
+        inner
+            .close_entry(&entry, CloseReason::Closed)
+            .then(|| Session(entry))
+    }
+
+    /// Closes every open session whose idle timeout, max lifetime or init
+    /// deadline has passed, each with its reason, and returns how many. A
+    /// no-op returning 0 if no timeout is configured. O(n); the `tokio`
+    /// feature's [`spawn_reaper`](Self::spawn_reaper) calls it on an
+    /// interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use mcp_session_core::{CloseReason, ManualClock, SessionRegistry};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let registry = SessionRegistry::builder()
+    ///     .idle_timeout(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// registry.create(()).unwrap();
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(registry.purge_expired(), 1);
+    /// assert_eq!(registry.pop_closed().unwrap().reason, CloseReason::IdleTimeout);
+    /// ```
+    pub fn purge_expired(&self) -> usize {
+        let inner = &*self.inner;
+        if !inner.timeouts.any() {
+            return 0;
+        }
+        inner.purge_expired_at(inner.clock.now_ms())
+    }
+
+    /// Takes the oldest close event from the queue, if any. Hosts that
+    /// cannot take callbacks (FFI, event loops) drain this regularly; a host
+    /// that does loses no event.
+    pub fn pop_closed(&self) -> Option<ClosedSession<V>> {
+        self.inner.events.pop()
+    }
+
+    /// Takes every queued close event, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let s = registry.create(()).unwrap();
+    /// registry.close(&s.id());
+    /// let events = registry.drain_closed();
+    /// assert_eq!(events.len(), 1);
+    /// assert_eq!(events[0].session.id(), s.id());
+    /// ```
+    pub fn drain_closed(&self) -> Vec<ClosedSession<V>> {
+        std::iter::from_fn(|| self.pop_closed()).collect()
+    }
+
+    /// Open sessions now (the capacity slots in use). Wait-free; exact at
+    /// quiescence, and never above [`max_sessions`](Self::max_sessions).
+    pub fn len(&self) -> usize {
+        self.inner.capacity.reserved()
+    }
+
+    /// `true` if no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity.
+    pub fn max_sessions(&self) -> usize {
+        self.inner.capacity.max()
+    }
+
+    /// The counters (see [`Stats`]).
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        inner
+            .counters
+            .snapshot(inner.capacity.reserved(), inner.capacity.max())
+    }
+
+    /// Entries in the FIFO structure, open or being unlinked (O(n)). For
+    /// tests of bounded memory; not part of the stable API.
+    #[doc(hidden)]
+    pub fn fifo_len(&self) -> usize {
+        self.inner.fifo.len()
+    }
+
+    /// Entries in the id index, open or being unlinked (O(n)). For tests.
+    #[doc(hidden)]
+    pub fn index_len(&self) -> usize {
+        self.inner.index.len()
+    }
+
+    /// Runs `f` while holding the index's write lock on the bucket of `id`
+    /// (if `id` is present), to show that lookups never wait for it.
+    #[doc(hidden)]
+    pub fn hold_bucket_lock_during(&self, id: &SessionId, f: impl FnOnce()) {
+        self.inner.index.hold_bucket_lock_during(id, f);
+    }
+
+    /// Close events waiting in the queue.
+    pub fn pending_events(&self) -> usize {
+        self.inner.events.len()
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner<V>> {
+        Arc::downgrade(&self.inner)
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn from_inner(inner: Arc<Inner<V>>) -> Self {
+        Self { inner }
+    }
+}
+
+/// A rate-limit grant that is given back unless the create succeeds (also
+/// when `make` panics).
+struct PermitGuard<'a> {
+    held: Option<(&'a RateLimiter, Permit)>,
+}
+
+impl PermitGuard<'_> {
+    fn keep(mut self) {
+        self.held = None;
+    }
+}
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((limiter, permit)) = self.held.take() {
+            limiter.give_back(permit);
+        }
+    }
+}
+
+impl<V: Send + Sync + 'static> Inner<V> {
+    fn acquire_permit(&self, now: u64) -> Result<PermitGuard<'_>, CreateError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(PermitGuard { held: None });
+        };
+        match limiter.try_acquire(now) {
+            Ok(permit) => Ok(PermitGuard {
+                held: Some((limiter, permit)),
+            }),
+            Err(wait_ms) => {
+                Counters::bump(&self.counters.rate_limited);
+                Err(CreateError::RateLimited {
+                    retry_after: Duration::from_millis(wait_ms),
+                })
+            }
+        }
+    }
+
+    fn fresh_id(&self) -> Result<SessionId, CreateError> {
+        for _ in 0..ID_ATTEMPTS {
+            let id = (self.id_source)().map_err(CreateError::Entropy)?;
+            if !self.index.contains(&id) {
+                return Ok(id);
+            }
+        }
+        Err(CreateError::IdCollision)
+    }
+
+    /// The lookup hot path: one epoch guard, one lock-free index read, the
+    /// state, principal and expiry checks, a touch; `f` runs under the
+    /// guard.
+    #[inline]
+    fn with_open_entry<R>(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        f: impl FnOnce(&Arc<Entry<V>>) -> R,
+    ) -> Result<R, LookupError> {
+        let guard = Guard::new();
+        let entry = self.index.peek(id, &guard).ok_or(LookupError::NotFound)?;
+        if !entry.state.is_open() || !entry.principal_matches(principal) {
+            return Err(LookupError::NotFound);
+        }
+        if self.timeouts.any() {
+            let now = self.clock.now_ms();
+            if let Some(reason) = self.timeouts.expiry(entry, now) {
+                let entry = entry.clone();
+                drop(guard);
+                self.close_entry(&entry, reason);
+                return Err(LookupError::NotFound);
+            }
+            if self.timeouts.idle_ms.is_some() {
+                entry.touch(now);
+            }
+        }
+        Ok(f(entry))
+    }
+
+    fn with_any_principal<R>(
+        &self,
+        id: &SessionId,
+        f: impl FnOnce(&Arc<Entry<V>>) -> R,
+    ) -> Result<R, LookupError> {
+        let guard = Guard::new();
+        let entry = self.index.peek(id, &guard).ok_or(LookupError::NotFound)?;
+        if !entry.state.is_open() {
+            return Err(LookupError::NotFound);
+        }
+        if self.timeouts.any() {
+            if let Some(reason) = self.timeouts.expiry(entry, self.clock.now_ms()) {
+                let entry = entry.clone();
+                drop(guard);
+                self.close_entry(&entry, reason);
+                return Err(LookupError::NotFound);
+            }
+        }
+        Ok(f(entry))
+    }
+
+    /// Closes `entry` with `reason` if it is still open; `true` if this call
+    /// closed it (and so reported it).
+    fn close_entry(&self, entry: &Arc<Entry<V>>, reason: CloseReason) -> bool {
+        if admission::close(&self.capacity, &self.index, &self.fifo, entry) {
+            self.report_closed(entry.clone(), reason);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The close path's last step, run exactly once per session by the
+    /// thread that closed it: count, call back, enqueue.
+    fn report_closed(&self, entry: Arc<Entry<V>>, reason: CloseReason) {
+        let counter = match reason {
+            CloseReason::Closed => Some(&self.counters.closed),
+            CloseReason::Evicted => Some(&self.counters.evicted),
+            CloseReason::IdleTimeout | CloseReason::MaxLifetime | CloseReason::InitTimeout => {
+                Some(&self.counters.expired)
+            }
+            CloseReason::Shutdown => None,
+        };
+        if let Some(counter) = counter {
+            Counters::bump(counter);
+        }
+        let event = ClosedSession {
+            session: Session(entry),
+            reason,
+        };
+        if let Some(callback) = &self.on_close {
+            if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
+                Counters::bump(&self.counters.callback_panics);
+            }
+        }
+        if self.events.is_enabled() && !self.events.push(event) {
+            Counters::bump(&self.counters.events_dropped);
+        }
+    }
+
+    pub(crate) fn purge_expired_at(&self, now: u64) -> usize {
+        let mut expired = Vec::new();
+        self.index.for_each(|entry| {
+            if entry.state.is_open() {
+                if let Some(reason) = self.timeouts.expiry(entry, now) {
+                    expired.push((entry.clone(), reason));
+                }
+            }
+        });
+        expired
+            .into_iter()
+            .filter(|(entry, reason)| self.close_entry(entry, *reason))
+            .count()
+    }
+
+    /// At capacity, reclaim expired sessions before evicting or rejecting a
+    /// live one: at most one sweep per sweep interval, by whichever create
+    /// claims it.
+    fn sweep_if_due(&self, now: u64) {
+        if !self.timeouts.any() {
+            return;
+        }
+        let due = self.next_sweep_ms.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_sweep_ms
+                .compare_exchange(
+                    due,
+                    now.saturating_add(self.timeouts.sweep_interval_ms()),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.purge_expired_at(now);
+        }
+    }
+}
+
+impl<V> Drop for Inner<V> {
+    fn drop(&mut self) {
+        // Shutdown: every open session leaves with `Shutdown`. No other
+        // handle exists, so nothing races with this.
+        let mut open = Vec::new();
+        self.index.for_each(|entry| {
+            if admission::close(&self.capacity, &self.index, &self.fifo, entry) {
+                open.push(entry.clone());
+            }
+        });
+        for entry in open {
+            let event = ClosedSession {
+                session: Session(entry),
+                reason: CloseReason::Shutdown,
+            };
+            if let Some(callback) = &self.on_close {
+                if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
+                    Counters::bump(&self.counters.callback_panics);
+                }
+            }
+        }
+    }
+}
+
+impl<V> fmt::Debug for SessionRegistry<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRegistry")
+            .field("live", &self.inner.capacity.reserved())
+            .field("max_sessions", &self.inner.capacity.max())
+            .field("on_full", &self.inner.on_full)
+            .finish_non_exhaustive()
+    }
+}

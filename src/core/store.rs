@@ -1,0 +1,105 @@
+//! The lock-free containers the registry runs the admission protocol on:
+//! `scc::HashIndex` (id → entry, lock-free reads) and `scc::TreeIndex`
+//! (creation sequence → entry, the FIFO order).
+//!
+//! Why a B+ tree for the FIFO rather than a queue: a session closed by id
+//! must leave the FIFO at once, or a long-lived session at the head lets
+//! closed entries pile up behind it without bound (DESIGN.md invariant 5).
+//! A linked queue (crossbeam's, or `sdd::Queue`) cannot unlink from the
+//! middle; `TreeIndex` removes by key, keeps keys ordered so the oldest is
+//! its first entry, reads without locks, and shares its epoch-based
+//! reclamation (`sdd`) with the hash index, so one guard covers both.
+
+use std::sync::Arc;
+
+use scc::{Guard, HashIndex, TreeIndex};
+
+use super::admission::{Fifo, Index};
+use super::entry::Entry;
+use super::id::SessionId;
+
+/// id → entry. Hashing with `ahash` (random keys per process).
+pub(crate) struct SessionIndex<V>(HashIndex<SessionId, Arc<Entry<V>>, ahash::RandomState>);
+
+impl<V> SessionIndex<V> {
+    pub(crate) fn new() -> Self {
+        Self(HashIndex::with_hasher(ahash::RandomState::new()))
+    }
+
+    /// The entry for `id`, read without a lock under `guard`.
+    #[inline]
+    pub(crate) fn peek<'g>(&'g self, id: &SessionId, guard: &'g Guard) -> Option<&'g Arc<Entry<V>>> {
+        self.0.peek(id, guard)
+    }
+
+    pub(crate) fn contains(&self, id: &SessionId) -> bool {
+        self.0.contains(id)
+    }
+
+    /// Calls `f` on every entry (a weakly consistent scan).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<Entry<V>>)) {
+        let guard = Guard::new();
+        for (_, entry) in self.0.iter(&guard) {
+            f(entry);
+        }
+    }
+
+    /// O(n): for tests and diagnostics only.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Runs `f` while this thread holds the bucket's write lock for `id`.
+    pub(crate) fn hold_bucket_lock_during(&self, id: &SessionId, f: impl FnOnce()) {
+        let entry = self.0.entry_sync(*id);
+        f();
+        drop(entry);
+    }
+}
+
+impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
+    fn insert(&self, entry: &Arc<Entry<V>>) -> bool {
+        self.0.insert_sync(entry.id, entry.clone()).is_ok()
+    }
+
+    fn remove(&self, entry: &Arc<Entry<V>>) {
+        self.0.remove_if_sync(&entry.id, |held| Arc::ptr_eq(held, entry));
+    }
+}
+
+/// creation sequence → entry: the FIFO order.
+pub(crate) struct CreationOrder<V>(TreeIndex<u64, Arc<Entry<V>>>);
+
+impl<V> CreationOrder<V> {
+    pub(crate) fn new() -> Self {
+        Self(TreeIndex::new())
+    }
+
+    /// O(n): for tests and diagnostics only.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
+    fn push(&self, entry: &Arc<Entry<V>>) {
+        let inserted = self.0.insert_sync(entry.seq, entry.clone()).is_ok();
+        debug_assert!(inserted, "creation sequence numbers are unique");
+    }
+
+    fn remove(&self, entry: &Arc<Entry<V>>) {
+        self.0.remove_sync(&entry.seq);
+    }
+
+    fn claim_oldest(
+        &self,
+        mut claim: impl FnMut(&Arc<Entry<V>>) -> bool,
+    ) -> Option<Arc<Entry<V>>> {
+        let guard = Guard::new();
+        self.0
+            .iter(&guard)
+            .map(|(_, entry)| entry)
+            .find(|entry| claim(entry))
+            .cloned()
+    }
+}
