@@ -77,7 +77,10 @@ pub mod ffi;
 pub use crate::core::{
     admission::OnFull,
     clock::{Clock, ManualClock, SystemClock},
-    config::{ConfigError, DEFAULT_EVENT_QUEUE_CAPACITY, DEFAULT_MAX_SESSIONS, RegistryBuilder},
+    config::{
+        ConfigError, DEFAULT_EVENT_QUEUE_CAPACITY, DEFAULT_MAX_SESSIONS, MAX_EVENT_QUEUE_CAPACITY,
+        RegistryBuilder,
+    },
     entry::Session,
     error::{CreateError, LookupError},
     events::{CloseCallback, CloseReason, ClosedSession},

@@ -111,12 +111,10 @@ impl SessionState {
             if !matches!(current, PENDING | CONFIRMED) {
                 return false;
             }
-            match self.0.compare_exchange(
-                current,
-                CLOSED,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
+            match self
+                .0
+                .compare_exchange(current, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return true,
                 Err(now) => current = now,
             }

@@ -75,8 +75,7 @@ impl ManualClock {
     /// Moves the clock forward by `by` (whole milliseconds; the rest is
     /// dropped).
     pub fn advance(&self, by: Duration) {
-        self.now_ms
-            .fetch_add(duration_to_ms(by), Ordering::SeqCst);
+        self.now_ms.fetch_add(duration_to_ms(by), Ordering::SeqCst);
     }
 
     /// Sets the clock to `ms`, which should not be earlier than the current

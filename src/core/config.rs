@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 /// The default capacity of the close-event queue.
 pub const DEFAULT_EVENT_QUEUE_CAPACITY: usize = 4_096;
 
+/// The largest close-event queue (its slots are allocated up front).
+pub const MAX_EVENT_QUEUE_CAPACITY: usize = 1 << 24;
+
 /// A source of session ids (tests inject colliding ones).
 pub(crate) type IdSource = Arc<dyn Fn() -> Result<SessionId, getrandom::Error> + Send + Sync>;
 
@@ -40,6 +43,10 @@ pub enum ConfigError {
     /// A rate-limit window shorter than 1 ms.
     #[error("rate limit window must be at least 1 ms")]
     ZeroRateWindow,
+    /// An event queue larger than [`MAX_EVENT_QUEUE_CAPACITY`] (its slots
+    /// are allocated up front).
+    #[error("event queue capacity must be at most 16777216, got {0}")]
+    EventQueueTooLarge(usize),
 }
 
 /// Builds a [`SessionRegistry`]; start from [`SessionRegistry::builder`].
@@ -161,7 +168,10 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     /// the registry's drop). It may call into the registry. A panic in it is
     /// caught and counted ([`crate::Stats::callback_panics`]); the session
     /// is closed all the same.
-    pub fn on_close(mut self, callback: impl Fn(&ClosedSession<V>) + Send + Sync + 'static) -> Self {
+    pub fn on_close(
+        mut self,
+        callback: impl Fn(&ClosedSession<V>) + Send + Sync + 'static,
+    ) -> Self {
         self.on_close = Some(Box::new(callback));
         self
     }
@@ -192,7 +202,8 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     /// [`ConfigError::ZeroCapacity`] for `max_sessions == 0`;
     /// [`ConfigError::ZeroTimeout`] for a timeout under 1 ms;
     /// [`ConfigError::RateLimitOutOfRange`] / [`ConfigError::ZeroRateWindow`]
-    /// for a rate limit of 0 or over 1,048,576, or a window under 1 ms.
+    /// for a rate limit of 0 or over 1,048,576, or a window under 1 ms;
+    /// [`ConfigError::EventQueueTooLarge`] for a queue over 2^24 events.
     ///
     /// # Examples
     ///
@@ -210,6 +221,9 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     fn check(&mut self) -> Result<Checked, ConfigError> {
         if self.max_sessions == 0 {
             return Err(ConfigError::ZeroCapacity);
+        }
+        if self.event_queue_capacity > MAX_EVENT_QUEUE_CAPACITY {
+            return Err(ConfigError::EventQueueTooLarge(self.event_queue_capacity));
         }
         let ms = |d: Option<Duration>, name| match d.map(duration_to_ms) {
             Some(0) => Err(ConfigError::ZeroTimeout(name)),

@@ -28,7 +28,11 @@ impl<V> SessionIndex<V> {
 
     /// The entry for `id`, read without a lock under `guard`.
     #[inline]
-    pub(crate) fn peek<'g>(&'g self, id: &SessionId, guard: &'g Guard) -> Option<&'g Arc<Entry<V>>> {
+    pub(crate) fn peek<'g>(
+        &'g self,
+        id: &SessionId,
+        guard: &'g Guard,
+    ) -> Option<&'g Arc<Entry<V>>> {
         self.0.peek(id, guard)
     }
 
@@ -63,7 +67,8 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
     }
 
     fn remove(&self, entry: &Arc<Entry<V>>) {
-        self.0.remove_if_sync(&entry.id, |held| Arc::ptr_eq(held, entry));
+        self.0
+            .remove_if_sync(&entry.id, |held| Arc::ptr_eq(held, entry));
     }
 }
 
@@ -91,10 +96,7 @@ impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
         self.0.remove_sync(&entry.seq);
     }
 
-    fn claim_oldest(
-        &self,
-        mut claim: impl FnMut(&Arc<Entry<V>>) -> bool,
-    ) -> Option<Arc<Entry<V>>> {
+    fn claim_oldest(&self, mut claim: impl FnMut(&Arc<Entry<V>>) -> bool) -> Option<Arc<Entry<V>>> {
         let guard = Guard::new();
         self.0
             .iter(&guard)

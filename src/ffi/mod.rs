@@ -1,1 +1,42 @@
-//! The C ABI (see issue 3).
+//! The C ABI: `msc_*` functions over a [`crate::SessionRegistry`] whose
+//! value is the host's `uint64_t` tag. The header is
+//! `include/mcp_session_core.h`, generated from this module by cbindgen.
+//!
+//! # API conventions (after rustls-ffi)
+//!
+//! - Every function is safe to call from any thread at any time, including
+//!   concurrently on one registry.
+//! - No panic unwinds into C: each body runs inside [`panic::ffi_boundary`],
+//!   which turns a panic into `MSC_ERR_INTERNAL` (or the return type's
+//!   neutral value: 0 for counts, a static string for strings).
+//! - A NULL pointer where one is required is `MSC_ERR_NULL_ARGUMENT`, never
+//!   a crash; pointers documented as nullable may be NULL. Non-NULL pointers
+//!   must be valid for the documented size.
+//! - Out-parameters are written only when the function returns `MSC_OK`
+//!   (the one exception, `out_retry_after_ms`, is documented where it is).
+//! - Strings are NUL-terminated, borrowed for the call only; the library
+//!   never keeps or frees a pointer the caller passed, and everything the
+//!   caller receives is either copied into caller memory or static.
+//! - The tag is opaque to the library: it is stored, returned and reported,
+//!   never dereferenced.
+
+#![allow(non_camel_case_types)]
+
+mod config;
+mod panic;
+mod registry;
+mod session;
+mod status;
+mod util;
+
+pub use config::{msc_config, msc_config_default};
+pub use registry::{
+    MSC_SESSION_ID_LEN, msc_closed_event, msc_registry, msc_registry_drain_closed,
+    msc_registry_free, msc_registry_len, msc_registry_new, msc_registry_purge_expired,
+    msc_registry_stats, msc_stats,
+};
+pub use session::{
+    msc_session_close, msc_session_confirm, msc_session_create, msc_session_create_ex,
+    msc_session_get, msc_session_get_ex,
+};
+pub use status::{msc_close_reason, msc_status, msc_status_str, msc_version};

@@ -1,0 +1,290 @@
+//! Creating, validating, confirming and closing sessions.
+
+use std::ffi::c_char;
+
+use super::panic::ffi_boundary;
+use super::registry::{MSC_SESSION_ID_LEN, msc_registry, registry_ref};
+use super::status::msc_status;
+use super::util::{read_id, read_principal, read_principal_bytes, write_id};
+use crate::CreateError;
+
+/// Creates a session holding `tag`, bound to `principal` if it is not NULL
+/// (then only `msc_session_get` calls presenting the same principal find
+/// it), and writes its id, NUL-terminated, to `out_id`.
+///
+/// Checks the rate limit, then capacity: at capacity the oldest session is
+/// evicted (its close event is queued) or, with `evict_oldest = 0`, the
+/// create fails. The session starts pending; see `msc_session_confirm`.
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `out_id` is
+/// NULL; `MSC_ERR_AT_CAPACITY` (HTTP 503); `MSC_ERR_RATE_LIMITED` (HTTP
+/// 429); `MSC_ERR_INTERNAL` if the OS random generator fails. `out_id` is
+/// written only on `MSC_OK`.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `principal` is NULL or a NUL-terminated
+/// string; `out_id` is NULL or writable for `MSC_SESSION_ID_LEN + 1` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_create(
+    registry: *mut msc_registry,
+    tag: u64,
+    principal: *const c_char,
+    out_id: *mut c_char,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(registry) = (unsafe { registry_ref(registry) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        if out_id.is_null() {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: NULL or NUL-terminated by the caller's contract.
+        let principal = unsafe { read_principal(principal) };
+        match registry.inner.create_with(principal, |_| tag) {
+            Ok(session) => {
+                // SAFETY: non-NULL, writable for 37 bytes by contract.
+                unsafe { write_id(session.id(), out_id) };
+                msc_status::MSC_OK
+            }
+            Err(err) => msc_status::from(&err),
+        }
+    })
+}
+
+/// `msc_session_create` for hosts with binary principals and sized
+/// buffers: the principal is `principal_len` bytes at `principal` (NULL
+/// with length 0 = unbound; non-NULL with length 0 = the empty principal),
+/// the id goes to `out_id`, a buffer of `out_id_len` bytes, and when a create
+/// is refused `*out_retry_after_ms` (if not NULL) gets the time after which
+/// a retry can succeed, for a `Retry-After` header.
+///
+/// Returns as `msc_session_create`, and also `MSC_ERR_NULL_ARGUMENT` for a
+/// NULL `principal` with a non-zero length and `MSC_ERR_BUFFER_TOO_SMALL`
+/// if `out_id_len < MSC_SESSION_ID_LEN + 1` (checked before anything is
+/// created). `out_id` is written only on `MSC_OK`; `*out_retry_after_ms`
+/// only on `MSC_ERR_RATE_LIMITED` (exact) and `MSC_ERR_AT_CAPACITY` (1000).
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `principal` is NULL or readable for
+/// `principal_len` bytes; `out_id` is NULL or writable for `out_id_len`
+/// bytes; `out_retry_after_ms` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_create_ex(
+    registry: *mut msc_registry,
+    tag: u64,
+    principal: *const u8,
+    principal_len: usize,
+    out_id: *mut c_char,
+    out_id_len: usize,
+    out_retry_after_ms: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(registry) = (unsafe { registry_ref(registry) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        if out_id.is_null() {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        }
+        if out_id_len < MSC_SESSION_ID_LEN + 1 {
+            return msc_status::MSC_ERR_BUFFER_TOO_SMALL;
+        }
+        // SAFETY: forwarded caller contract.
+        let principal = match unsafe { read_principal_bytes(principal, principal_len) } {
+            Ok(principal) => principal,
+            Err(status) => return status,
+        };
+        match registry.inner.create_with(principal, |_| tag) {
+            Ok(session) => {
+                // SAFETY: non-NULL and at least 37 bytes, checked above.
+                unsafe { write_id(session.id(), out_id) };
+                msc_status::MSC_OK
+            }
+            Err(err) => {
+                let retry_ms = match &err {
+                    CreateError::RateLimited { retry_after } => {
+                        Some(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))
+                    }
+                    CreateError::AtCapacity | CreateError::IdCollision => Some(1_000),
+                    _ => None,
+                };
+                if let (Some(ms), false) = (retry_ms, out_retry_after_ms.is_null()) {
+                    // SAFETY: non-NULL and writable by the caller's contract.
+                    unsafe { out_retry_after_ms.write(ms) };
+                }
+                msc_status::from(&err)
+            }
+        }
+    })
+}
+
+/// Validates a request's session: looks up `id` (the `Mcp-Session-Id`
+/// header value) for a caller presenting `principal` (NULL = none),
+/// refreshes its activity and stores its tag in `*out_tag` if `out_tag` is
+/// not NULL. Lock-free and allocation-free.
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
+/// `MSC_ERR_MALFORMED_ID` (HTTP 400) if `id` is not a canonical session id
+/// (at most 37 bytes of it are read); `MSC_ERR_NOT_FOUND` (HTTP 404) if it
+/// is unknown, closed, evicted, expired or bound to another principal.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated (or readable
+/// for 37 bytes); `principal` is NULL or NUL-terminated; `out_tag` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_get(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: *const c_char,
+    out_tag: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let principal = unsafe { read_principal(principal) };
+        // SAFETY: forwarded caller contract.
+        unsafe { get(registry, id, principal, out_tag) }
+    })
+}
+
+/// `msc_session_get` with a binary principal of `principal_len` bytes
+/// (NULL with length 0 = none). Returns as `msc_session_get`, and
+/// `MSC_ERR_NULL_ARGUMENT` for a NULL `principal` with a non-zero length.
+///
+/// # Safety
+///
+/// As `msc_session_get`; `principal` is NULL or readable for
+/// `principal_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_get_ex(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: *const u8,
+    principal_len: usize,
+    out_tag: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let principal = match unsafe { read_principal_bytes(principal, principal_len) } {
+            Ok(principal) => principal,
+            Err(status) => return status,
+        };
+        // SAFETY: forwarded caller contract.
+        unsafe { get(registry, id, principal, out_tag) }
+    })
+}
+
+/// # Safety
+///
+/// As `msc_session_get`.
+unsafe fn get(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: Option<&[u8]>,
+    out_tag: *mut u64,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
+    let Some(registry) = (unsafe { registry_ref(registry) }) else {
+        return msc_status::MSC_ERR_NULL_ARGUMENT;
+    };
+    if id.is_null() {
+        return msc_status::MSC_ERR_NULL_ARGUMENT;
+    }
+    // SAFETY: non-NULL and NUL-terminated (or 37 readable bytes).
+    let id = match unsafe { read_id(id) } {
+        Ok(id) => id,
+        Err(status) => return status,
+    };
+    match registry.inner.with_session(&id, principal, |tag| *tag) {
+        Ok(tag) => {
+            if !out_tag.is_null() {
+                // SAFETY: non-NULL and writable by the caller's contract.
+                unsafe { out_tag.write(tag) };
+            }
+            msc_status::MSC_OK
+        }
+        Err(err) => err.into(),
+    }
+}
+
+/// Confirms a pending session once its `initialize` handshake completed, so
+/// the init timeout no longer applies. Idempotent.
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
+/// `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if the session is not open.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_confirm(
+    registry: *mut msc_registry,
+    id: *const c_char,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(registry) = (unsafe { registry_ref(registry) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        if id.is_null() {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: non-NULL and NUL-terminated by contract.
+        match unsafe { read_id(id) } {
+            Ok(id) => match registry.inner.confirm(&id) {
+                Ok(()) => msc_status::MSC_OK,
+                Err(err) => err.into(),
+            },
+            Err(status) => status,
+        }
+    })
+}
+
+/// Closes the session `id` (e.g. on HTTP `DELETE`): a close event with
+/// reason `MSC_CLOSE_CLOSED` is queued, and its tag is stored in
+/// `*out_tag` if `out_tag` is not NULL. The principal is not checked:
+/// validate the caller with `msc_session_get` first.
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
+/// `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if it was not open (a second
+/// close of one session returns this).
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated; `out_tag` is
+/// NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_close(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    out_tag: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(registry) = (unsafe { registry_ref(registry) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        if id.is_null() {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: non-NULL and NUL-terminated by contract.
+        let id = match unsafe { read_id(id) } {
+            Ok(id) => id,
+            Err(status) => return status,
+        };
+        match registry.inner.close(&id) {
+            Some(session) => {
+                if !out_tag.is_null() {
+                    // SAFETY: non-NULL and writable by contract.
+                    unsafe { out_tag.write(*session) };
+                }
+                msc_status::MSC_OK
+            }
+            None => msc_status::MSC_ERR_NOT_FOUND,
+        }
+    })
+}
