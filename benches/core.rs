@@ -51,7 +51,13 @@ fn lookups(c: &mut Criterion) {
         })
     });
     group.bench_function("malformed", |b| {
-        b.iter(|| black_box(registry.get_str(black_box("0f8fad5b-d9cb-469f-a165-70867728950"), None).is_err()))
+        b.iter(|| {
+            black_box(
+                registry
+                    .get_str(black_box("0f8fad5b-d9cb-469f-a165-70867728950"), None)
+                    .is_err(),
+            )
+        })
     });
     group.bench_function("parse", |b| {
         b.iter(|| {
@@ -70,7 +76,12 @@ fn lookups(c: &mut Criterion) {
 /// `iters` lookups on each of `threads` long-lived workers released by a
 /// barrier; returns the wall time divided by nothing (criterion divides by
 /// `iters`), so the figure is the time per lookup per thread.
-fn parallel(threads: usize, iters: u64, registry: &SessionRegistry<u64>, ids: &[SessionId]) -> Duration {
+fn parallel(
+    threads: usize,
+    iters: u64,
+    registry: &SessionRegistry<u64>,
+    ids: &[SessionId],
+) -> Duration {
     let barrier = Arc::new(Barrier::new(threads + 1));
     std::thread::scope(|scope| {
         for t in 0..threads {

@@ -60,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => println!("  client {client}: {} ({e})", e.http_status()),
         }
     }
-    println!("a malformed header: {}", registry.get_str("abc", None).unwrap_err().http_status());
+    println!(
+        "a malformed header: {}",
+        registry.get_str("abc", None).unwrap_err().http_status()
+    );
 
     println!("a burst of creates past the rate limit (5 per second):");
     for _ in 0..3 {
