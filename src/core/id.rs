@@ -130,7 +130,7 @@ impl SessionId {
     /// assert_eq!(SessionId::parse("nope"), Err(ParseError::Length(4)));
     /// assert_eq!(
     ///     SessionId::parse("0F8FAD5B-D9CB-469F-A165-70867728950E"),
-    ///     Err(ParseError::Character(0))
+    ///     Err(ParseError::Character(1))
     /// );
     /// ```
     pub fn parse(text: &str) -> Result<Self, ParseError> {

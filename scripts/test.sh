@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The one test command: everything the project has. README.md and .ci/run
+# call exactly this. Each step fails loudly; a missing tool is an error that
+# names what to install, never a skipped step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found: $2" >&2; exit 1; }
+}
+
+need cargo "install Rust (rustup) with rustfmt and clippy"
+need cbindgen "cargo install cbindgen --version 0.29.2 --locked"
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "C header is up to date"
+scripts/gen-header.sh --check
+
+step "Rust tests (unit, integration, doc, README)"
+cargo test --workspace --all-features
+
+step "benches compile"
+cargo bench --workspace --all-features --no-run
+
+step "loom model checks"
+scripts/loom.sh
+
+for lang in c go node; do
+  step "FFI: $lang"
+  "ffi/$lang/test.sh"
+done
+
+echo
+echo "all checks passed"
