@@ -366,7 +366,9 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
 
     /// Closes the session `id` (e.g. on HTTP `DELETE`) and returns it, or
     /// `None` if it was not open. Idempotent: a second close returns `None`.
-    /// The close is reported with [`CloseReason::Closed`].
+    /// The close is reported with [`CloseReason::Closed`]; a session found
+    /// already expired is closed with its expiry reason instead, and `None`
+    /// is returned, as a lookup would answer `NotFound`.
     ///
     /// The principal is not checked: an HTTP layer validates the caller with
     /// [`get`](Self::get) first.
@@ -386,6 +388,14 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             let guard = Guard::new();
             inner.index.peek(id, &guard)?.clone()
         };
+        if inner.timeouts.any() {
+            if let Some(reason) = inner.timeouts.expiry(&entry, inner.clock.now_ms()) {
+                // Already expired: it closes with its expiry reason, and to
+                // this caller it is as gone as to a lookup.
+                inner.close_entry(&entry, reason);
+                return None;
+            }
+        }
         inner
             .close_entry(&entry, CloseReason::Closed)
             .then(|| Session(entry))

@@ -251,7 +251,8 @@ pub unsafe extern "C" fn msc_session_confirm(
 ///
 /// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
 /// `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if it was not open (a second
-/// close of one session returns this).
+/// close of one session returns this) or had already expired (it is then
+/// closed with its expiry reason, and `out_tag` is not written).
 ///
 /// # Safety
 ///
