@@ -1,0 +1,267 @@
+// Hand-written declarations for mcp-session-core's Node bindings (index.js).
+
+/// <reference types="node" />
+
+/** Length of a session id's text form (a canonical lowercase UUID v4). */
+export declare const SESSION_ID_LEN: 36;
+
+/** Error codes a `SessionError` carries. */
+export declare const ErrorCode: Readonly<{
+  NULL_ARGUMENT: 'NULL_ARGUMENT';
+  INVALID_CONFIG: 'INVALID_CONFIG';
+  AT_CAPACITY: 'AT_CAPACITY';
+  RATE_LIMITED: 'RATE_LIMITED';
+  NOT_FOUND: 'NOT_FOUND';
+  MALFORMED_ID: 'MALFORMED_ID';
+  BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL';
+  INTERNAL: 'INTERNAL';
+  /** Binding-level: the registry was used after `free()`. */
+  REGISTRY_FREED: 'REGISTRY_FREED';
+  /** A status number this binding does not know (a newer library). */
+  UNKNOWN: 'UNKNOWN';
+}>;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Why a session left the registry. */
+export declare const CloseReason: Readonly<{
+  /** `close()` (e.g. HTTP DELETE). */
+  CLOSED: 'closed';
+  /** Evicted (FIFO, oldest creation first) to make room for a new session. */
+  EVICTED: 'evicted';
+  /** No lookup found it for `idleTimeoutMs`. */
+  IDLE_TIMEOUT: 'idle_timeout';
+  /** Older than `maxLifetimeMs`. */
+  MAX_LIFETIME: 'max_lifetime';
+  /** Not confirmed within `initTimeoutMs`. */
+  INIT_TIMEOUT: 'init_timeout';
+  /** Still open when the registry was freed (reported by `free()` only). */
+  SHUTDOWN: 'shutdown';
+}>;
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
+
+/** A caller identity a session can be bound to: UTF-8 text or raw bytes. */
+export type Principal = string | Uint8Array;
+
+/** A 64-bit setting: a safe integer, or a BigInt for larger values. */
+export type U64 = number | bigint;
+
+export interface SessionRegistryOptions {
+  /** The most sessions open at once; at least 1. Default 10,000. */
+  maxSessions?: U64;
+  /** At capacity: evict the oldest session (default) or reject the new one. */
+  onFull?: 'evict' | 'reject';
+  /** Close a session no `get` has found for this long (ms); 0/absent = off. */
+  idleTimeoutMs?: U64;
+  /** Close a session this long after its creation (ms); 0/absent = off. */
+  maxLifetimeMs?: U64;
+  /** Close a session not `confirm`ed this long after creation (ms); 0/absent = off. */
+  initTimeoutMs?: U64;
+  /** At most `max` creations per sliding window of `windowMs` (ms). */
+  rateLimit?: { max: U64; windowMs: U64 } | null;
+  /**
+   * Close events kept for `drainClosed()` before new ones are dropped (and
+   * counted in `eventsDropped`); 0/absent = 4096. A dropped event's value
+   * stays held until `free()`, so drain often or size this generously.
+   */
+  eventQueueCapacity?: U64;
+}
+
+/** A session that left the registry, with the value it held. */
+export interface ClosedSession<V = unknown> {
+  id: string;
+  value: V;
+  reason: CloseReason;
+}
+
+/** A snapshot of the registry's counters. */
+export interface RegistryStats {
+  /** Open sessions now (never above `maxSessions`). */
+  live: number;
+  maxSessions: number;
+  created: number;
+  /** Closed by `close()`. */
+  closed: number;
+  /** Evicted (FIFO) to make room. */
+  evicted: number;
+  /** Expired (idle, max lifetime, init timeout). */
+  expired: number;
+  /** Creates refused at capacity (onFull 'reject'). */
+  rejectedFull: number;
+  /** Creates refused by the rate limit. */
+  rateLimited: number;
+  /** Close events dropped because the queue was full. */
+  eventsDropped: number;
+}
+
+/** A failed registry operation. */
+export declare class SessionError extends Error {
+  constructor(code: ErrorCode, message?: string, extra?: { status?: number; retryAfterMs?: number });
+  readonly name: 'SessionError';
+  /** What went wrong. */
+  code: ErrorCode;
+  /** The raw `msc_status` number, when the error came from the library. */
+  status: number | undefined;
+  /**
+   * The HTTP status to answer with: MALFORMED_ID 400, NOT_FOUND 404,
+   * RATE_LIMITED 429, AT_CAPACITY 503, anything else 500.
+   */
+  httpStatus: number;
+  /** AT_CAPACITY and RATE_LIMITED: when a retry can succeed, in ms. */
+  retryAfterMs: number | undefined;
+  /** `retryAfterMs` rounded up to seconds, for a `Retry-After` header. */
+  readonly retryAfterSeconds: number | undefined;
+}
+
+/**
+ * An exact-capacity session registry over the C library. Values stay in
+ * JavaScript; each session's value is returned by `drainClosed()` (or
+ * `free()`) exactly once when the session leaves.
+ */
+export declare class SessionRegistry<V = unknown> implements Disposable {
+  /** @throws {SessionError} INVALID_CONFIG */
+  constructor(options?: SessionRegistryOptions);
+
+  /**
+   * Creates a session holding `value`, bound to `principal` if given.
+   * At capacity evicts the oldest session (its value comes back from
+   * `drainClosed()`), or with `onFull: 'reject'` throws AT_CAPACITY.
+   * @returns the session id
+   * @throws {SessionError} AT_CAPACITY, RATE_LIMITED (both with `retryAfterMs`), INTERNAL
+   * @throws {TypeError} for a principal that is not a string or bytes
+   */
+  create(value: V, principal?: Principal | null): string;
+
+  /**
+   * Validates a session id (e.g. the `Mcp-Session-Id` header) for the caller
+   * `principal`, refreshes the session's activity and returns its value.
+   * Any non-string id is MALFORMED_ID.
+   * @throws {SessionError} MALFORMED_ID (400), NOT_FOUND (404)
+   */
+  get(id: unknown, principal?: Principal | null): V;
+
+  /**
+   * Marks a session initialized, so the init timeout no longer applies.
+   * Idempotent.
+   * @throws {SessionError} MALFORMED_ID, NOT_FOUND
+   */
+  confirm(id: unknown): void;
+
+  /**
+   * Closes a session and returns its value; `drainClosed()` then reports it
+   * with reason 'closed' (and releases the value). The principal is not
+   * checked: validate the caller with `get` first.
+   * @throws {SessionError} MALFORMED_ID, NOT_FOUND (also on a second close)
+   */
+  close(id: unknown): V;
+
+  /** Closes every expired session (each queued as a close event); returns how many. */
+  purgeExpired(): number;
+
+  /**
+   * Takes every queued close event, oldest first, releasing each value.
+   * [] after `free()`.
+   */
+  drainClosed(): ClosedSession<V>[];
+
+  /** Open sessions now; 0 after `free()`. */
+  readonly len: number;
+
+  /** Values the binding holds: open sessions plus closed ones not yet drained. */
+  readonly heldValues: number;
+
+  /** True once `free()` ran. */
+  readonly freed: boolean;
+
+  /** A snapshot of the counters. */
+  stats(): RegistryStats;
+
+  /**
+   * Frees the native registry; idempotent. Returns every value still held:
+   * the queued close events, then each still-open session with reason
+   * 'shutdown'. Returns [] on later calls. Any other method then throws
+   * REGISTRY_FREED (except `len`, `drainClosed`, `heldValues`, `freed`).
+   */
+  free(): ClosedSession<V>[];
+
+  [Symbol.dispose](): void;
+}
+
+/** `$MCP_SESSION_CORE_LIB`, or `<repo>/target/release/libmcp_session_core.so`. */
+export declare function libraryPath(): string;
+
+/** The library's version, e.g. "0.1.0". */
+export declare function version(): string;
+
+/** The library's English description of a `msc_status` number. */
+export declare function statusText(status: number): string;
+
+/** The SessionError for a `msc_status` number (for callers of `native()`). */
+export declare function errorFromStatus(status: number): SessionError;
+
+/** koffi type objects of the header's types. */
+export interface NativeTypes {
+  msc_status: unknown;
+  msc_close_reason: unknown;
+  msc_registry: unknown;
+  msc_config: unknown;
+  msc_closed_event: unknown;
+  msc_stats: unknown;
+}
+
+/** The header's `msc_config`, as koffi converts it. */
+export interface NativeConfig {
+  max_sessions: U64;
+  evict_oldest: number;
+  idle_timeout_ms: U64;
+  max_lifetime_ms: U64;
+  init_timeout_ms: U64;
+  rate_limit_max: U64;
+  rate_limit_window_ms: U64;
+  event_queue_capacity: U64;
+}
+
+/** A registry pointer (koffi 3 represents pointers as BigInt). */
+export type RegistryPtr = bigint;
+type OutBuf = Uint8Array | null;
+type OutU64 = BigUint64Array | [number | bigint | null] | null;
+
+/**
+ * The raw koffi bindings of the C ABI, loaded on first use. Statuses are
+ * returned as numbers; nothing is checked beyond what koffi checks.
+ */
+export interface NativeApi {
+  lib: unknown;
+  types: NativeTypes;
+  msc_config_default(): NativeConfig;
+  msc_registry_new(config: NativeConfig | null, out: [RegistryPtr | null]): number;
+  msc_registry_free(registry: RegistryPtr | null): void;
+  msc_registry_len(registry: RegistryPtr | null): number;
+  msc_registry_purge_expired(registry: RegistryPtr | null, outCount: [number | bigint | null] | null): number;
+  msc_registry_drain_closed(registry: RegistryPtr | null, out: OutBuf, capacity: number): number;
+  msc_registry_stats(registry: RegistryPtr | null, out: Record<string, unknown> | null): number;
+  msc_session_create(registry: RegistryPtr | null, tag: U64, principal: string | null, outId: OutBuf): number;
+  msc_session_create_ex(
+    registry: RegistryPtr | null,
+    tag: U64,
+    principal: Uint8Array | null,
+    principalLen: number,
+    outId: OutBuf,
+    outIdLen: number,
+    outRetryAfterMs: OutU64,
+  ): number;
+  msc_session_get(registry: RegistryPtr | null, id: string | null, principal: string | null, outTag: OutU64): number;
+  msc_session_get_ex(
+    registry: RegistryPtr | null,
+    id: string | null,
+    principal: Uint8Array | null,
+    principalLen: number,
+    outTag: OutU64,
+  ): number;
+  msc_session_confirm(registry: RegistryPtr | null, id: string | null): number;
+  msc_session_close(registry: RegistryPtr | null, id: string | null, outTag: OutU64): number;
+  msc_status_str(status: number): string;
+  msc_version(): string;
+}
+
+/** The raw C ABI (low level; prefer `SessionRegistry`). */
+export declare function native(): NativeApi;

@@ -1,0 +1,570 @@
+// Node bindings for mcp-session-core, through koffi over the C ABI
+// (include/mcp_session_core.h). Values stay in JavaScript: each session's
+// value lives in a Map under a numeric tag, and only the tag crosses into C.
+//
+// Ownership of a value: it enters the Map on `create` and leaves it exactly
+// once, when `drainClosed()` (or `free()`) reports the session closed. `get`
+// and `close` only read it.
+
+import koffi from 'koffi';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Length of a session id's text form (a canonical lowercase UUID v4). */
+export const SESSION_ID_LEN = 36;
+
+const ID_BUF_LEN = SESSION_ID_LEN + 1;
+const DRAIN_BATCH = 64;
+
+/** `msc_status` numbers → error codes (the C names without `MSC_ERR_`). */
+const STATUS_CODES = Object.freeze([
+  'OK',
+  'NULL_ARGUMENT',
+  'INVALID_CONFIG',
+  'AT_CAPACITY',
+  'RATE_LIMITED',
+  'NOT_FOUND',
+  'MALFORMED_ID',
+  'BUFFER_TOO_SMALL',
+  'INTERNAL',
+]);
+
+/** Error codes a `SessionError` can carry. */
+export const ErrorCode = Object.freeze({
+  NULL_ARGUMENT: 'NULL_ARGUMENT',
+  INVALID_CONFIG: 'INVALID_CONFIG',
+  AT_CAPACITY: 'AT_CAPACITY',
+  RATE_LIMITED: 'RATE_LIMITED',
+  NOT_FOUND: 'NOT_FOUND',
+  MALFORMED_ID: 'MALFORMED_ID',
+  BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL',
+  INTERNAL: 'INTERNAL',
+  /** Binding-level: the registry was used after `free()`. */
+  REGISTRY_FREED: 'REGISTRY_FREED',
+  /** A status number this binding does not know (a newer library). */
+  UNKNOWN: 'UNKNOWN',
+});
+
+/** HTTP status per DESIGN.md "HTTP mapping"; everything else is a 500. */
+const HTTP_STATUS = Object.freeze({
+  AT_CAPACITY: 503,
+  RATE_LIMITED: 429,
+  NOT_FOUND: 404,
+  MALFORMED_ID: 400,
+});
+
+/** `msc_close_reason` numbers → reason strings. */
+const CLOSE_REASONS = Object.freeze([
+  'closed',
+  'evicted',
+  'idle_timeout',
+  'max_lifetime',
+  'init_timeout',
+  'shutdown',
+]);
+
+/** Why a session was closed, as reported by `drainClosed()`/`free()`. */
+export const CloseReason = Object.freeze({
+  CLOSED: 'closed',
+  EVICTED: 'evicted',
+  IDLE_TIMEOUT: 'idle_timeout',
+  MAX_LIFETIME: 'max_lifetime',
+  INIT_TIMEOUT: 'init_timeout',
+  SHUTDOWN: 'shutdown',
+});
+
+// ---------------------------------------------------------------------------
+// Loading the library and declaring the ABI
+// ---------------------------------------------------------------------------
+
+function defaultLibraryPath() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const repo = path.resolve(here, '..', '..');
+  const file =
+    process.platform === 'win32'
+      ? 'mcp_session_core.dll'
+      : process.platform === 'darwin'
+        ? 'libmcp_session_core.dylib'
+        : 'libmcp_session_core.so';
+  return path.join(repo, 'target', 'release', file);
+}
+
+/**
+ * The library path used: `$MCP_SESSION_CORE_LIB`, or
+ * `<repo>/target/release/libmcp_session_core.so` (built by
+ * `cargo build --release`).
+ */
+export function libraryPath() {
+  return process.env.MCP_SESSION_CORE_LIB || defaultLibraryPath();
+}
+
+let nativeApi = null;
+
+function declare(lib) {
+  // Types, in header order. The enums are C `int`-sized (Rust `#[repr(C)]`).
+  const msc_status = koffi.enumeration(
+    'msc_status',
+    Object.fromEntries(STATUS_CODES.map((c, i) => [c === 'OK' ? 'MSC_OK' : `MSC_ERR_${c}`, i])),
+    'int',
+  );
+  const msc_close_reason = koffi.enumeration(
+    'msc_close_reason',
+    Object.fromEntries(CLOSE_REASONS.map((r, i) => [`MSC_CLOSE_${r.toUpperCase()}`, i])),
+    'int',
+  );
+  const msc_registry = koffi.opaque('msc_registry');
+  const msc_config = koffi.struct('msc_config', {
+    max_sessions: 'uint64_t',
+    evict_oldest: 'uint32_t',
+    idle_timeout_ms: 'uint64_t',
+    max_lifetime_ms: 'uint64_t',
+    init_timeout_ms: 'uint64_t',
+    rate_limit_max: 'uint64_t',
+    rate_limit_window_ms: 'uint64_t',
+    event_queue_capacity: 'uint64_t',
+  });
+  const msc_closed_event = koffi.struct('msc_closed_event', {
+    id: koffi.array('char', ID_BUF_LEN, 'String'),
+    tag: 'uint64_t',
+    reason: msc_close_reason,
+  });
+  const msc_stats = koffi.struct('msc_stats', {
+    live: 'uint64_t',
+    max_sessions: 'uint64_t',
+    created: 'uint64_t',
+    closed: 'uint64_t',
+    evicted: 'uint64_t',
+    expired: 'uint64_t',
+    rejected_full: 'uint64_t',
+    rate_limited: 'uint64_t',
+    events_dropped: 'uint64_t',
+  });
+
+  // Out-buffers are passed as Buffers / typed arrays (transient pointers):
+  // the library never keeps a pointer past the call.
+  const fns = {
+    msc_config_default: lib.func('msc_config msc_config_default(void)'),
+    msc_registry_new: lib.func(
+      'msc_status msc_registry_new(const msc_config *config, _Out_ msc_registry **out)',
+    ),
+    msc_registry_free: lib.func('void msc_registry_free(msc_registry *registry)'),
+    msc_registry_len: lib.func('size_t msc_registry_len(const msc_registry *registry)'),
+    msc_registry_purge_expired: lib.func(
+      'msc_status msc_registry_purge_expired(msc_registry *registry, _Out_ size_t *out_count)',
+    ),
+    msc_registry_drain_closed: lib.func(
+      'size_t msc_registry_drain_closed(msc_registry *registry, msc_closed_event *out, size_t capacity)',
+    ),
+    msc_registry_stats: lib.func(
+      'msc_status msc_registry_stats(const msc_registry *registry, _Out_ msc_stats *out)',
+    ),
+    msc_session_create: lib.func(
+      'msc_status msc_session_create(msc_registry *registry, uint64_t tag, const char *principal, uint8_t *out_id)',
+    ),
+    msc_session_create_ex: lib.func(
+      'msc_status msc_session_create_ex(msc_registry *registry, uint64_t tag, const uint8_t *principal, size_t principal_len, uint8_t *out_id, size_t out_id_len, uint64_t *out_retry_after_ms)',
+    ),
+    msc_session_get: lib.func(
+      'msc_status msc_session_get(msc_registry *registry, const char *id, const char *principal, uint64_t *out_tag)',
+    ),
+    msc_session_get_ex: lib.func(
+      'msc_status msc_session_get_ex(msc_registry *registry, const char *id, const uint8_t *principal, size_t principal_len, uint64_t *out_tag)',
+    ),
+    msc_session_confirm: lib.func(
+      'msc_status msc_session_confirm(msc_registry *registry, const char *id)',
+    ),
+    msc_session_close: lib.func(
+      'msc_status msc_session_close(msc_registry *registry, const char *id, uint64_t *out_tag)',
+    ),
+    msc_status_str: lib.func('const char *msc_status_str(int status)'),
+    msc_version: lib.func('const char *msc_version(void)'),
+  };
+  return {
+    lib,
+    types: { msc_status, msc_close_reason, msc_registry, msc_config, msc_closed_event, msc_stats },
+    ...fns,
+  };
+}
+
+/**
+ * The raw koffi bindings (one per `msc_*` function, plus `types` and `lib`),
+ * loaded on first use. Low level: no argument checking beyond koffi's.
+ */
+export function native() {
+  if (nativeApi) return nativeApi;
+  const file = libraryPath();
+  let lib;
+  try {
+    lib = koffi.load(file);
+  } catch (err) {
+    const hint = existsSync(file)
+      ? ''
+      : ' (not found: run `cargo build --release` in the repository, or set MCP_SESSION_CORE_LIB)';
+    throw new Error(`mcp-session-core: cannot load ${file}${hint}: ${err.message}`, { cause: err });
+  }
+  nativeApi = declare(lib);
+  return nativeApi;
+}
+
+/** The library's version, e.g. `"0.1.0"`. */
+export function version() {
+  return native().msc_version();
+}
+
+/** The library's English description of a `msc_status` number. */
+export function statusText(status) {
+  return native().msc_status_str(status);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/** A failed registry operation. */
+export class SessionError extends Error {
+  /**
+   * @param {string} code one of `ErrorCode`
+   * @param {string} [message]
+   * @param {{ status?: number, retryAfterMs?: number }} [extra]
+   */
+  constructor(code, message, extra = {}) {
+    super(message ?? code);
+    this.name = 'SessionError';
+    /** One of `ErrorCode`. */
+    this.code = code;
+    /** The raw `msc_status` number, when the error came from the library. */
+    this.status = extra.status;
+    /** The HTTP status to answer with (DESIGN.md "HTTP mapping"). */
+    this.httpStatus = HTTP_STATUS[code] ?? 500;
+    /** For AT_CAPACITY and RATE_LIMITED: when a retry can succeed (ms). */
+    this.retryAfterMs = extra.retryAfterMs;
+  }
+
+  /** `retryAfterMs` rounded up to whole seconds, for a `Retry-After` header. */
+  get retryAfterSeconds() {
+    if (this.retryAfterMs === undefined) return undefined;
+    return Math.ceil(this.retryAfterMs / 1000);
+  }
+}
+
+function statusError(status, extra = {}) {
+  const code = STATUS_CODES[status] ?? ErrorCode.UNKNOWN;
+  return new SessionError(code, native().msc_status_str(status), { status, ...extra });
+}
+
+/**
+ * The SessionError for a `msc_status` number (for hosts calling `native()`
+ * directly). Status 0 is not an error; it gives code 'OK'.
+ */
+export function errorFromStatus(status) {
+  return statusError(status);
+}
+
+function check(status) {
+  if (status !== 0) throw statusError(status);
+}
+
+// ---------------------------------------------------------------------------
+// Argument conversion
+// ---------------------------------------------------------------------------
+
+// koffi passes an empty Buffer as a NULL pointer (measured: address 0n),
+// which the _ex functions read as "no principal". An empty principal is
+// therefore passed as a non-empty buffer with length 0.
+const EMPTY_PRINCIPAL = Buffer.alloc(1);
+
+/** @returns {[Uint8Array | null, number]} pointer argument and length */
+function principalArg(principal) {
+  if (principal === undefined || principal === null) return [null, 0];
+  let bytes;
+  if (typeof principal === 'string') bytes = Buffer.from(principal, 'utf8');
+  else if (principal instanceof Uint8Array) bytes = principal;
+  else throw new TypeError('principal must be a string, a Buffer/Uint8Array, null or undefined');
+  return bytes.length === 0 ? [EMPTY_PRINCIPAL, 0] : [bytes, bytes.length];
+}
+
+/**
+ * Ids are checked for type and NUL here (a JS string is NUL-terminated on
+ * the way to C, so "valid-id\0junk" would otherwise read as valid-id); the
+ * library decides everything else.
+ */
+function idArg(id) {
+  if (typeof id !== 'string') {
+    throw new SessionError(
+      ErrorCode.MALFORMED_ID,
+      id === undefined || id === null ? 'missing session id' : 'session id must be a string',
+      { status: 6 },
+    );
+  }
+  if (id.includes('\0')) {
+    throw new SessionError(ErrorCode.MALFORMED_ID, native().msc_status_str(6), { status: 6 });
+  }
+  return id;
+}
+
+function toNumber(v) {
+  return typeof v === 'bigint' ? Number(v) : v;
+}
+
+const CONFIG_KEYS = new Set([
+  'maxSessions',
+  'onFull',
+  'idleTimeoutMs',
+  'maxLifetimeMs',
+  'initTimeoutMs',
+  'rateLimit',
+  'eventQueueCapacity',
+]);
+
+function configInt(name, v) {
+  if (typeof v === 'bigint' ? v >= 0n && v < 2n ** 64n : Number.isSafeInteger(v) && v >= 0) return v;
+  throw new SessionError(ErrorCode.INVALID_CONFIG, `${name} must be a non-negative integer, got ${String(v)}`, {
+    status: 2,
+  });
+}
+
+function buildConfig(options) {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError('SessionRegistry options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!CONFIG_KEYS.has(key)) {
+      throw new SessionError(ErrorCode.INVALID_CONFIG, `unknown option: ${key}`, { status: 2 });
+    }
+  }
+  const c = native().msc_config_default();
+  const set = (field, name, v) => {
+    if (v !== undefined) c[field] = configInt(name, v);
+  };
+  set('max_sessions', 'maxSessions', options.maxSessions);
+  set('idle_timeout_ms', 'idleTimeoutMs', options.idleTimeoutMs);
+  set('max_lifetime_ms', 'maxLifetimeMs', options.maxLifetimeMs);
+  set('init_timeout_ms', 'initTimeoutMs', options.initTimeoutMs);
+  set('event_queue_capacity', 'eventQueueCapacity', options.eventQueueCapacity);
+  if (options.onFull !== undefined) {
+    if (options.onFull === 'evict') c.evict_oldest = 1;
+    else if (options.onFull === 'reject') c.evict_oldest = 0;
+    else {
+      throw new SessionError(
+        ErrorCode.INVALID_CONFIG,
+        `onFull must be 'evict' or 'reject', got ${String(options.onFull)}`,
+        { status: 2 },
+      );
+    }
+  }
+  const rl = options.rateLimit;
+  if (rl !== undefined && rl !== null) {
+    if (typeof rl !== 'object') {
+      throw new SessionError(ErrorCode.INVALID_CONFIG, 'rateLimit must be { max, windowMs }', { status: 2 });
+    }
+    set('rate_limit_max', 'rateLimit.max', rl.max ?? 0);
+    set('rate_limit_window_ms', 'rateLimit.windowMs', rl.windowMs ?? 0);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------
+// The registry
+// ---------------------------------------------------------------------------
+
+// Frees the native registry of a SessionRegistry that was garbage-collected
+// without free(). Its values are gone with it, so nothing is reported.
+const finalizer = new FinalizationRegistry((ptr) => {
+  nativeApi?.msc_registry_free(ptr);
+});
+
+/**
+ * An exact-capacity session registry. Methods are synchronous; the library
+ * is lock-free, so they never block the event loop for long.
+ */
+export class SessionRegistry {
+  #ptr;
+  #values = new Map(); // tag -> { id, value }
+  #nextTag = 1;
+  #api;
+  // Scratch buffers reused across calls (the event loop is single-threaded
+  // and no call re-enters JS).
+  #idBuf = Buffer.alloc(ID_BUF_LEN);
+  #u64 = new BigUint64Array(1);
+  #eventBuf;
+
+  /**
+   * @param {import('./index.js').SessionRegistryOptions} [options]
+   */
+  constructor(options = {}) {
+    this.#api = native();
+    const config = buildConfig(options);
+    const out = [null];
+    check(this.#api.msc_registry_new(config, out));
+    this.#ptr = out[0];
+    this.#eventBuf = Buffer.alloc(koffi.sizeof(this.#api.types.msc_closed_event) * DRAIN_BATCH);
+    finalizer.register(this, this.#ptr, this);
+  }
+
+  #live() {
+    if (this.#ptr === null) {
+      throw new SessionError(ErrorCode.REGISTRY_FREED, 'the registry was freed');
+    }
+    return this.#ptr;
+  }
+
+  #entry(tag) {
+    const entry = this.#values.get(toNumber(tag));
+    if (!entry) {
+      // Cannot happen unless the library reports a tag it was never given.
+      throw new SessionError(ErrorCode.INTERNAL, `no value for tag ${tag}`);
+    }
+    return entry;
+  }
+
+  /**
+   * Creates a session holding `value`, bound to `principal` if given (then
+   * only `get` calls presenting the same principal find it). At capacity the
+   * oldest session is evicted (its value comes back from `drainClosed()`),
+   * or with `onFull: 'reject'` this throws AT_CAPACITY.
+   * @returns {string} the new session id
+   */
+  create(value, principal) {
+    const ptr = this.#live();
+    const [p, plen] = principalArg(principal);
+    const tag = this.#nextTag++;
+    const status = this.#api.msc_session_create_ex(ptr, tag, p, plen, this.#idBuf, ID_BUF_LEN, this.#u64);
+    if (status !== 0) {
+      const retryAfterMs =
+        status === 3 || status === 4 ? Math.min(Number(this.#u64[0]), Number.MAX_SAFE_INTEGER) : undefined;
+      throw statusError(status, { retryAfterMs });
+    }
+    const id = this.#idBuf.toString('latin1', 0, SESSION_ID_LEN);
+    this.#values.set(tag, { id, value });
+    return id;
+  }
+
+  /**
+   * Validates a request's session (e.g. the `Mcp-Session-Id` header) for the
+   * caller `principal`, refreshes its activity and returns its value.
+   * Throws MALFORMED_ID (400) or NOT_FOUND (404).
+   */
+  get(id, principal) {
+    const ptr = this.#live();
+    const idText = idArg(id);
+    const [p, plen] = principalArg(principal);
+    check(this.#api.msc_session_get_ex(ptr, idText, p, plen, this.#u64));
+    return this.#entry(this.#u64[0]).value;
+  }
+
+  /**
+   * Marks a pending session initialized (its `initialize` handshake done),
+   * so the init timeout no longer applies. Idempotent.
+   */
+  confirm(id) {
+    const ptr = this.#live();
+    check(this.#api.msc_session_confirm(ptr, idArg(id)));
+  }
+
+  /**
+   * Closes a session (e.g. on HTTP DELETE) and returns its value. The value
+   * stays held until `drainClosed()` reports the close (reason 'closed').
+   * The principal is not checked: validate the caller with `get` first.
+   * A second close throws NOT_FOUND.
+   */
+  close(id) {
+    const ptr = this.#live();
+    check(this.#api.msc_session_close(ptr, idArg(id), this.#u64));
+    return this.#entry(this.#u64[0]).value;
+  }
+
+  /** Closes every expired session (queuing close events); returns how many. */
+  purgeExpired() {
+    const ptr = this.#live();
+    const out = [0];
+    check(this.#api.msc_registry_purge_expired(ptr, out));
+    return toNumber(out[0]);
+  }
+
+  /**
+   * Takes every queued close event, oldest first, and releases each value:
+   * a session's value is returned here exactly once. [] after free().
+   * @returns {{ id: string, value: any, reason: string }[]}
+   */
+  drainClosed() {
+    if (this.#ptr === null) return [];
+    const { msc_registry_drain_closed, types } = this.#api;
+    const size = koffi.sizeof(types.msc_closed_event);
+    const closed = [];
+    for (;;) {
+      const n = toNumber(msc_registry_drain_closed(this.#ptr, this.#eventBuf, DRAIN_BATCH));
+      for (let i = 0; i < n; i++) {
+        const ev = koffi.decode(this.#eventBuf, i * size, types.msc_closed_event);
+        const tag = toNumber(ev.tag);
+        const entry = this.#values.get(tag);
+        this.#values.delete(tag);
+        closed.push({
+          id: ev.id,
+          value: entry?.value,
+          reason: CLOSE_REASONS[ev.reason] ?? `unknown(${ev.reason})`,
+        });
+      }
+      if (n < DRAIN_BATCH) return closed;
+    }
+  }
+
+  /** Open sessions now (never above maxSessions); 0 after free(). */
+  get len() {
+    return this.#ptr === null ? 0 : toNumber(this.#api.msc_registry_len(this.#ptr));
+  }
+
+  /**
+   * Values held by the binding: open sessions plus closed ones not yet
+   * drained. 0 once everything is drained (or after free()).
+   */
+  get heldValues() {
+    return this.#values.size;
+  }
+
+  /** True once `free()` ran. */
+  get freed() {
+    return this.#ptr === null;
+  }
+
+  /** A snapshot of the registry's counters. */
+  stats() {
+    const ptr = this.#live();
+    const s = {};
+    check(this.#api.msc_registry_stats(ptr, s));
+    return {
+      live: toNumber(s.live),
+      maxSessions: toNumber(s.max_sessions),
+      created: toNumber(s.created),
+      closed: toNumber(s.closed),
+      evicted: toNumber(s.evicted),
+      expired: toNumber(s.expired),
+      rejectedFull: toNumber(s.rejected_full),
+      rateLimited: toNumber(s.rate_limited),
+      eventsDropped: toNumber(s.events_dropped),
+    };
+  }
+
+  /**
+   * Frees the native registry. Idempotent. Returns every value still held:
+   * first the queued close events, then each session still open with reason
+   * 'shutdown' (the library does not queue those). [] on later calls.
+   */
+  free() {
+    if (this.#ptr === null) return [];
+    const released = this.drainClosed();
+    for (const { id, value } of this.#values.values()) {
+      released.push({ id, value, reason: CloseReason.SHUTDOWN });
+    }
+    this.#values.clear();
+    const ptr = this.#ptr;
+    this.#ptr = null;
+    finalizer.unregister(this);
+    this.#api.msc_registry_free(ptr);
+    return released;
+  }
+
+  [Symbol.dispose ?? Symbol.for('Symbol.dispose')]() {
+    this.free();
+  }
+}
