@@ -1,0 +1,540 @@
+package mcpsession
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: ${SRCDIR}/../../target/release/libmcp_session_core.a -lm -ldl -lpthread
+#include "mcp_session_core.h"
+*/
+import "C"
+
+import (
+	"math"
+	"runtime"
+	"runtime/cgo"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// IDLen is the length of a session id's text form (a canonical, lowercase
+// UUID v4): 36 bytes.
+const IDLen = 36
+
+// IDLen must equal the header's MSC_SESSION_ID_LEN (a compile error if not).
+var (
+	_ [IDLen - C.MSC_SESSION_ID_LEN]struct{}
+	_ [C.MSC_SESSION_ID_LEN - IDLen]struct{}
+)
+
+// OnFull is what Create does when the registry holds MaxSessions sessions.
+type OnFull int
+
+const (
+	// EvictOldest closes the open session with the oldest creation (FIFO,
+	// reason ReasonEvicted) and gives its slot to the new one. The default.
+	EvictOldest OnFull = iota
+	// Reject refuses the new session with ErrAtCapacity (HTTP 503).
+	Reject
+)
+
+// String returns "evict oldest", "reject" or "OnFull(n)".
+func (o OnFull) String() string {
+	switch o {
+	case EvictOldest:
+		return "evict oldest"
+	case Reject:
+		return "reject"
+	default:
+		return "OnFull(" + strconv.Itoa(int(o)) + ")"
+	}
+}
+
+// Config holds a registry's settings. Start from DefaultConfig and change
+// fields. Durations have millisecond resolution: a positive duration is
+// rounded up to a whole millisecond, zero turns the feature off, and a
+// negative one is ErrInvalidConfig.
+type Config struct {
+	// MaxSessions is the most sessions open at once (at least 1). The bound
+	// is exact: never exceeded, not even for an instant.
+	MaxSessions uint64
+	// OnFull chooses between FIFO eviction and rejection at capacity.
+	OnFull OnFull
+	// IdleTimeout closes a session no Get has found for this long; 0 = off.
+	IdleTimeout time.Duration
+	// MaxLifetime closes a session this long after its creation; 0 = off.
+	MaxLifetime time.Duration
+	// InitTimeout closes a session not confirmed (Registry.Confirm) this
+	// long after its creation; 0 = off.
+	InitTimeout time.Duration
+	// RateLimit allows at most this many creations per RateWindow (a
+	// sliding window); 0 = off. At most 1,048,576.
+	RateLimit int
+	// RateWindow is the rate limit's window; at least 1 ms when RateLimit is
+	// set.
+	RateWindow time.Duration
+	// EventQueueCapacity is how many close events are kept for DrainClosed
+	// before new ones are dropped (counted in Stats.EventsDropped); 0 = the
+	// library default, 4096. At most 16,777,216.
+	EventQueueCapacity int
+}
+
+// DefaultConfig returns the library's defaults: 10,000 sessions, evict the
+// oldest, no timeouts, no rate limit, 4,096 queued close events.
+func DefaultConfig() Config {
+	c := C.msc_config_default()
+	cfg := Config{
+		MaxSessions:        uint64(c.max_sessions),
+		OnFull:             Reject,
+		IdleTimeout:        time.Duration(c.idle_timeout_ms) * time.Millisecond,
+		MaxLifetime:        time.Duration(c.max_lifetime_ms) * time.Millisecond,
+		InitTimeout:        time.Duration(c.init_timeout_ms) * time.Millisecond,
+		RateLimit:          int(c.rate_limit_max),
+		RateWindow:         time.Duration(c.rate_limit_window_ms) * time.Millisecond,
+		EventQueueCapacity: int(c.event_queue_capacity),
+	}
+	if c.evict_oldest == 1 {
+		cfg.OnFull = EvictOldest
+	}
+	return cfg
+}
+
+// millis converts a duration to whole milliseconds, rounding a positive
+// duration up; ok is false for a negative one.
+func millis(d time.Duration) (ms C.uint64_t, ok bool) {
+	if d < 0 {
+		return 0, false
+	}
+	return C.uint64_t((d + time.Millisecond - 1) / time.Millisecond), true
+}
+
+// msDuration converts milliseconds to a Duration, saturating at the
+// largest Duration (about 292 years) instead of overflowing.
+func msDuration(ms C.uint64_t) time.Duration {
+	const max = C.uint64_t(math.MaxInt64 / int64(time.Millisecond))
+	if ms > max {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// toC converts the settings to an msc_config, starting from the C defaults
+// so that fields added to msc_config later keep their defaults.
+func (cfg Config) toC() (C.msc_config, error) {
+	c := C.msc_config_default()
+	c.max_sessions = C.uint64_t(cfg.MaxSessions)
+	switch cfg.OnFull {
+	case EvictOldest:
+		c.evict_oldest = 1
+	case Reject:
+		c.evict_oldest = 0
+	default:
+		return c, ErrInvalidConfig
+	}
+	var ok [4]bool
+	c.idle_timeout_ms, ok[0] = millis(cfg.IdleTimeout)
+	c.max_lifetime_ms, ok[1] = millis(cfg.MaxLifetime)
+	c.init_timeout_ms, ok[2] = millis(cfg.InitTimeout)
+	c.rate_limit_window_ms, ok[3] = millis(cfg.RateWindow)
+	if !ok[0] || !ok[1] || !ok[2] || !ok[3] || cfg.RateLimit < 0 || cfg.EventQueueCapacity < 0 {
+		return c, ErrInvalidConfig
+	}
+	c.rate_limit_max = C.uint64_t(cfg.RateLimit)
+	c.event_queue_capacity = C.uint64_t(cfg.EventQueueCapacity)
+	return c, nil
+}
+
+// Stats is a snapshot of a registry's counters. The counters are monotonic
+// except Live and MaxSessions.
+type Stats struct {
+	// Live is the number of open sessions (never above MaxSessions).
+	Live uint64
+	// MaxSessions is the capacity.
+	MaxSessions uint64
+	// Created counts sessions created.
+	Created uint64
+	// Closed counts sessions closed by Registry.Close.
+	Closed uint64
+	// Evicted counts sessions evicted (FIFO) to make room.
+	Evicted uint64
+	// Expired counts sessions expired (idle, max lifetime, init timeout).
+	Expired uint64
+	// RejectedFull counts creates refused at capacity (OnFull Reject).
+	RejectedFull uint64
+	// RateLimited counts creates refused by the rate limit.
+	RateLimited uint64
+	// EventsDropped counts close events dropped because the event queue was
+	// full. If it is not 0, drain more often or raise EventQueueCapacity:
+	// each dropped event leaves a handle that only Free/Shutdown releases.
+	EventsDropped uint64
+}
+
+// ClosedEvent reports one session that left the registry.
+type ClosedEvent[T any] struct {
+	// ID is the session's id.
+	ID string
+	// Value is the value given to Create.
+	Value T
+	// Reason is why the session closed.
+	Reason CloseReason
+}
+
+// entry is what a session's cgo.Handle holds.
+type entry[T any] struct {
+	id    string // set once Create succeeds; read only under Registry.mu.Lock
+	value T
+}
+
+// Registry is a session registry holding a value of type T per session. It
+// is safe for concurrent use by any number of goroutines. Create one with
+// New and release it with Free (or Shutdown); a finalizer frees a registry
+// that becomes unreachable without it, but do not rely on that.
+type Registry[T any] struct {
+	// mu: every call into C holds it for reading; Free/Shutdown hold it for
+	// writing, so the C registry is never used during or after its free.
+	mu  sync.RWMutex
+	ptr *C.msc_registry // nil once freed
+
+	// drainMu: Close holds it for reading from the C close until it has
+	// read the value; DrainClosed holds it for writing while it pops events
+	// and deletes their handles, so a Close never loses its value to a
+	// concurrent drain.
+	drainMu sync.RWMutex
+
+	// handles is every handle not yet deleted (sessions open, or closed with
+	// their event not drained yet): cgo.Handle -> *entry[T]. LoadAndDelete on
+	// it decides who deletes a handle, so each is deleted exactly once.
+	handles sync.Map
+}
+
+// New creates a registry with cfg. It returns ErrInvalidConfig if the
+// settings cannot work (see Config and ErrInvalidConfig).
+func New[T any](cfg Config) (*Registry[T], error) {
+	c, err := cfg.toC()
+	if err != nil {
+		return nil, err
+	}
+	var ptr *C.msc_registry
+	if st := C.msc_registry_new(&c, &ptr); st != C.MSC_OK {
+		return nil, statusError(int(st))
+	}
+	r := &Registry[T]{ptr: ptr}
+	runtime.SetFinalizer(r, func(r *Registry[T]) { r.Free() })
+	return r, nil
+}
+
+// emptyPrincipal gives a non-NULL pointer for an empty, non-nil principal.
+var emptyPrincipal C.uint8_t
+
+// principalArg converts a principal to the C ABI's pointer and length: nil
+// is (NULL, 0), "no principal"; an empty non-nil slice is the empty
+// principal.
+func principalArg(p []byte) (*C.uint8_t, C.size_t) {
+	switch {
+	case p == nil:
+		return nil, 0
+	case len(p) == 0:
+		return &emptyPrincipal, 0
+	default:
+		return (*C.uint8_t)(unsafe.Pointer(&p[0])), C.size_t(len(p))
+	}
+}
+
+// idArg copies id into a NUL-terminated buffer; ok is false if id cannot be
+// a canonical id (wrong length, or an embedded NUL that C would stop at).
+func idArg(id string) (buf [C.MSC_SESSION_ID_LEN + 1]C.char, ok bool) {
+	if len(id) != IDLen {
+		return buf, false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] == 0 {
+			return buf, false
+		}
+		buf[i] = C.char(id[i])
+	}
+	return buf, true
+}
+
+// release deletes a handle unless someone already did.
+func (r *Registry[T]) release(h cgo.Handle) {
+	if _, ok := r.handles.LoadAndDelete(h); ok {
+		h.Delete()
+	}
+}
+
+// lookup returns the entry of a tag the C library gave back; ok is false if
+// its handle was deleted meanwhile (its close event was drained).
+func (r *Registry[T]) lookup(tag C.uint64_t) (*entry[T], bool) {
+	v, ok := r.handles.Load(cgo.Handle(tag))
+	if !ok {
+		return nil, false
+	}
+	return v.(*entry[T]), true
+}
+
+// Create opens a session holding value and returns its id (IDLen bytes, for
+// the Mcp-Session-Id header). A non-nil principal binds the session to it:
+// then only Get calls presenting the same bytes find it (an empty non-nil
+// slice is a principal too). nil leaves it unbound, found by any Get.
+//
+// The rate limit is checked first, then capacity: at capacity the oldest
+// session is evicted (its close event queued) or, with OnFull Reject, the
+// create fails. The session starts pending; see Confirm.
+//
+// Errors: a *CreateError wrapping ErrRateLimited (HTTP 429) or
+// ErrAtCapacity (HTTP 503), with RetryAfter; ErrInternal if the OS random
+// generator fails; ErrClosed after Free.
+func (r *Registry[T]) Create(value T, principal []byte) (string, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return "", ErrClosed
+	}
+	e := &entry[T]{value: value}
+	h := cgo.NewHandle(e)
+	// Recorded before the C call: the session may be evicted and its event
+	// drained by another goroutine before msc_session_create_ex returns.
+	r.handles.Store(h, e)
+	var id [C.MSC_SESSION_ID_LEN + 1]C.char
+	var retryMs C.uint64_t
+	p, n := principalArg(principal)
+	st := C.msc_session_create_ex(r.ptr, C.uint64_t(h), p, n, &id[0], C.size_t(len(id)), &retryMs)
+	if st != C.MSC_OK {
+		r.release(h)
+		err := statusError(int(st))
+		if st == C.MSC_ERR_AT_CAPACITY || st == C.MSC_ERR_RATE_LIMITED {
+			return "", &CreateError{Err: err, RetryAfter: msDuration(retryMs)}
+		}
+		return "", err
+	}
+	e.id = C.GoStringN(&id[0], C.MSC_SESSION_ID_LEN)
+	return e.id, nil
+}
+
+// Get validates a request's session: it looks up id (the Mcp-Session-Id
+// header value) for a caller presenting principal (nil = none), refreshes
+// the session's activity (for IdleTimeout) and returns its value.
+//
+// The C lookup is lock-free and allocation-free; the binding adds a read
+// lock (taken for writing only by Free/Shutdown) and a sync.Map lookup. An
+// expired session found here is closed (its event queued for DrainClosed).
+//
+// Errors: ErrMalformedID (HTTP 400) if id is not a canonical session id,
+// including ""; ErrNotFound (HTTP 404) if it is unknown, closed, evicted,
+// expired or bound to another principal; ErrClosed after Free.
+func (r *Registry[T]) Get(id string, principal []byte) (T, error) {
+	var zero T
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return zero, ErrClosed
+	}
+	idc, ok := idArg(id)
+	if !ok {
+		return zero, ErrMalformedID
+	}
+	var tag C.uint64_t
+	p, n := principalArg(principal)
+	if st := C.msc_session_get_ex(r.ptr, &idc[0], p, n, &tag); st != C.MSC_OK {
+		return zero, statusError(int(st))
+	}
+	e, ok := r.lookup(tag)
+	if !ok {
+		// Closed and drained since the C lookup: it is not open any more.
+		return zero, ErrNotFound
+	}
+	return e.value, nil
+}
+
+// Confirm marks a pending session as initialized (call it once the
+// initialize handshake completed), so InitTimeout no longer applies.
+// Idempotent. The principal is not checked: validate with Get first.
+//
+// Errors: ErrMalformedID; ErrNotFound if the session is not open;
+// ErrClosed after Free.
+func (r *Registry[T]) Confirm(id string) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return ErrClosed
+	}
+	idc, ok := idArg(id)
+	if !ok {
+		return ErrMalformedID
+	}
+	return statusError(int(C.msc_session_confirm(r.ptr, &idc[0])))
+}
+
+// Close closes the session id (e.g. on HTTP DELETE) and returns its value.
+// Its close event (ReasonClosed) is queued as for any other close, so
+// DrainClosed reports it too and releases its handle then. The principal is
+// not checked: validate the caller with Get first.
+//
+// Errors: ErrMalformedID (HTTP 400); ErrNotFound (HTTP 404) if it was not
+// open, e.g. a second Close of one session; ErrClosed after Free.
+func (r *Registry[T]) Close(id string) (T, error) {
+	var zero T
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return zero, ErrClosed
+	}
+	idc, ok := idArg(id)
+	if !ok {
+		return zero, ErrMalformedID
+	}
+	r.drainMu.RLock()
+	defer r.drainMu.RUnlock()
+	var tag C.uint64_t
+	if st := C.msc_session_close(r.ptr, &idc[0], &tag); st != C.MSC_OK {
+		return zero, statusError(int(st))
+	}
+	e, ok := r.lookup(tag)
+	if !ok {
+		// Cannot happen: the event cannot be drained while drainMu is held.
+		return zero, ErrInternal
+	}
+	return e.value, nil
+}
+
+// PurgeExpired closes every session whose IdleTimeout, MaxLifetime or
+// InitTimeout has passed, queuing a close event for each, and returns how
+// many it closed. An expired session is never returned by Get: a Get or
+// Confirm that meets one closes it (queuing its event) and returns
+// ErrNotFound, so PurgeExpired only counts the sessions no lookup met. Call
+// it periodically (e.g. every few seconds), then DrainClosed. It walks every
+// session: O(open sessions). Errors: ErrClosed after Free.
+func (r *Registry[T]) PurgeExpired() (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return 0, ErrClosed
+	}
+	var n C.size_t
+	if st := C.msc_registry_purge_expired(r.ptr, &n); st != C.MSC_OK {
+		return 0, statusError(int(st))
+	}
+	return int(n), nil
+}
+
+// drainBatch is how many events one C call moves.
+const drainBatch = 64
+
+// DrainClosed returns every queued close event, oldest first, and releases
+// the handles of those sessions: each session is reported exactly once, by
+// one DrainClosed call (or by Shutdown). It returns nil if there is none or
+// after Free.
+func (r *Registry[T]) DrainClosed() []ClosedEvent[T] {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return nil
+	}
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	return r.drainLocked(nil)
+}
+
+// drainLocked pops all events; the caller holds mu (read or write) with a
+// live ptr, and drainMu for writing or mu for writing.
+func (r *Registry[T]) drainLocked(out []ClosedEvent[T]) []ClosedEvent[T] {
+	var buf [drainBatch]C.msc_closed_event
+	for {
+		n := int(C.msc_registry_drain_closed(r.ptr, &buf[0], C.size_t(len(buf))))
+		for i := 0; i < n; i++ {
+			ev := &buf[i]
+			h := cgo.Handle(ev.tag)
+			if _, ok := r.handles.LoadAndDelete(h); !ok {
+				continue // not a tag of ours: cannot happen
+			}
+			e := h.Value().(*entry[T])
+			h.Delete()
+			out = append(out, ClosedEvent[T]{
+				ID:     C.GoString(&ev.id[0]),
+				Value:  e.value,
+				Reason: CloseReason(ev.reason),
+			})
+		}
+		if n < len(buf) {
+			return out
+		}
+	}
+}
+
+// Len returns the number of open sessions (never above MaxSessions); 0 after
+// Free.
+func (r *Registry[T]) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return 0
+	}
+	return int(C.msc_registry_len(r.ptr))
+}
+
+// Stats returns a snapshot of the counters; the zero Stats after Free.
+func (r *Registry[T]) Stats() Stats {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return Stats{}
+	}
+	var s C.msc_stats
+	if C.msc_registry_stats(r.ptr, &s) != C.MSC_OK {
+		return Stats{}
+	}
+	return Stats{
+		Live:          uint64(s.live),
+		MaxSessions:   uint64(s.max_sessions),
+		Created:       uint64(s.created),
+		Closed:        uint64(s.closed),
+		Evicted:       uint64(s.evicted),
+		Expired:       uint64(s.expired),
+		RejectedFull:  uint64(s.rejected_full),
+		RateLimited:   uint64(s.rate_limited),
+		EventsDropped: uint64(s.events_dropped),
+	}
+}
+
+// Shutdown frees the registry like Free and returns what the host still has
+// to tear down: the close events not drained yet (oldest first, with their
+// reasons), then every session still open, with ReasonShutdown, in no
+// particular order. A session whose close event was dropped (see
+// Stats.EventsDropped) is reported with ReasonShutdown too. Every handle is
+// released. It waits for calls in progress on other goroutines; after it,
+// every method returns ErrClosed (or a zero value). A second call returns
+// nil.
+func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ptr == nil {
+		return nil
+	}
+	out := r.drainLocked(nil)
+	C.msc_registry_free(r.ptr)
+	r.ptr = nil
+	r.handles.Range(func(k, v any) bool {
+		h := k.(cgo.Handle)
+		r.handles.Delete(h)
+		e := v.(*entry[T])
+		h.Delete()
+		out = append(out, ClosedEvent[T]{ID: e.id, Value: e.value, Reason: ReasonShutdown})
+		return true
+	})
+	runtime.SetFinalizer(r, nil)
+	return out
+}
+
+// Free frees the registry: open sessions are closed, every handle (of open
+// sessions and of events not drained) is released and their values are
+// dropped without being reported; use Shutdown to get them. Idempotent and
+// safe to call concurrently with other methods, which return ErrClosed
+// afterwards.
+func (r *Registry[T]) Free() {
+	r.Shutdown()
+}
+
+// Version returns the C library's version, such as "0.1.0".
+func Version() string {
+	return C.GoString(C.msc_version())
+}
