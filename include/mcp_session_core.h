@@ -56,8 +56,7 @@ typedef enum msc_status {
      */
     MSC_ERR_NOT_FOUND = 5,
     /**
-     * The id is not a canonical session id, or a principal is not valid
-     * (HTTP 400).
+     * The id is not a canonical session id (HTTP 400).
      */
     MSC_ERR_MALFORMED_ID = 6,
     /**
@@ -266,7 +265,10 @@ size_t msc_registry_len(const struct msc_registry *registry);
 /**
  * Closes every session whose idle timeout, max lifetime or init deadline
  * has passed (each queued as a close event with its reason) and stores how
- * many in `*out_count`, if `out_count` is not NULL.
+ * many in `*out_count`, if `out_count` is not NULL. Expired sessions that a
+ * lookup, confirm, close or create met first were already closed there and
+ * are not counted again. Timeouts never fire early; with the default
+ * (coarse, kernel-tick) clock they may fire a few milliseconds late.
  *
  * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `registry` is NULL.
  *
@@ -339,7 +341,8 @@ enum msc_status msc_session_create(struct msc_registry *registry,
  * NULL `principal` with a non-zero length and `MSC_ERR_BUFFER_TOO_SMALL`
  * if `out_id_len < MSC_SESSION_ID_LEN + 1` (checked before anything is
  * created). `out_id` is written only on `MSC_OK`; `*out_retry_after_ms`
- * only on `MSC_ERR_RATE_LIMITED` (exact) and `MSC_ERR_AT_CAPACITY` (1000).
+ * only on `MSC_ERR_RATE_LIMITED` (the wait until the limiter grants again,
+ * never short) and `MSC_ERR_AT_CAPACITY` (1000).
  *
  * # Safety
  *
@@ -359,7 +362,10 @@ enum msc_status msc_session_create_ex(struct msc_registry *registry,
  * Validates a request's session: looks up `id` (the `Mcp-Session-Id`
  * header value) for a caller presenting `principal` (NULL = none),
  * refreshes its activity and stores its tag in `*out_tag` if `out_tag` is
- * not NULL. Lock-free and allocation-free.
+ * not NULL. Lock-free and allocation-free, except that a session found
+ * expired is closed here (a bucket lock is taken to unlink it) and its close
+ * event, with its expiry reason, is queued: `msc_registry_purge_expired`
+ * will not count it again.
  *
  * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
  * `MSC_ERR_MALFORMED_ID` (HTTP 400) if `id` is not a canonical session id
@@ -395,7 +401,8 @@ enum msc_status msc_session_get_ex(struct msc_registry *registry,
 
 /**
  * Confirms a pending session once its `initialize` handshake completed, so
- * the init timeout no longer applies. Idempotent.
+ * the init timeout no longer applies. Idempotent. A session found expired
+ * is closed here, as by `msc_session_get`.
  *
  * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
  * `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if the session is not open.

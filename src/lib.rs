@@ -51,6 +51,10 @@
 //!
 //! - `tokio`: [`SessionRegistry::spawn_reaper`], a task that purges expired
 //!   sessions on an interval and stops when the registry is dropped.
+//! - `rmcp` (implies `tokio`): [`integrations::rmcp`], a session manager
+//!   for rmcp's Streamable HTTP server backed by the registry, and a tower
+//!   layer that binds sessions to principals and answers 400/404/429/503.
+//!   `examples/mcp_server.rs` is a complete server built on it.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -72,6 +76,9 @@ mod reaper;
 
 #[cfg(not(mcp_session_core_loom))]
 pub mod ffi;
+
+#[cfg(all(feature = "rmcp", not(mcp_session_core_loom)))]
+pub mod integrations;
 
 #[cfg(not(mcp_session_core_loom))]
 pub use crate::core::{

@@ -11,6 +11,16 @@ use std::time::Duration;
 pub trait Clock: Send + Sync {
     /// Milliseconds since an arbitrary fixed origin.
     fn now_ms(&self) -> u64;
+
+    /// The most an interval measured by two readings can fall short of the
+    /// real interval, in milliseconds (the clock's tick plus the
+    /// millisecond truncation). The registry adds it to every timeout and
+    /// rate-limit window, so a session never expires early and the limit is
+    /// never exceeded in real time; they may act up to two such margins
+    /// late. 0 for an exact clock (the default).
+    fn resolution_ms(&self) -> u64 {
+        0
+    }
 }
 
 /// The default clock: the OS coarse monotonic clock
@@ -23,6 +33,7 @@ pub trait Clock: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
     origin: coarsetime::Instant,
+    resolution_ms: u64,
 }
 
 impl SystemClock {
@@ -30,8 +41,36 @@ impl SystemClock {
     pub fn new() -> Self {
         Self {
             origin: coarsetime::Instant::now_without_cache_update(),
+            resolution_ms: coarse_tick_ms() + 1,
         }
     }
+}
+
+/// The coarse clock's tick, rounded up to whole milliseconds.
+#[cfg(target_os = "linux")]
+fn coarse_tick_ms() -> u64 {
+    let mut res = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `res` is a valid, writable timespec; clock_getres only writes
+    // it and reports errors by its return value.
+    let rc = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut res) };
+    if rc != 0 {
+        // Unknown: assume the coarsest common kernel tick (HZ=100).
+        return 10;
+    }
+    let ns = (res.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(res.tv_nsec as u64);
+    ns.div_ceil(1_000_000)
+}
+
+/// Elsewhere `coarsetime` reads a fine-grained clock; only the truncation
+/// to milliseconds remains.
+#[cfg(not(target_os = "linux"))]
+fn coarse_tick_ms() -> u64 {
+    0
 }
 
 impl Default for SystemClock {
@@ -46,6 +85,10 @@ impl Clock for SystemClock {
         coarsetime::Instant::now_without_cache_update()
             .duration_since(self.origin)
             .as_millis()
+    }
+
+    fn resolution_ms(&self) -> u64 {
+        self.resolution_ms
     }
 }
 

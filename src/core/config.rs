@@ -229,10 +229,16 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
             Some(0) => Err(ConfigError::ZeroTimeout(name)),
             other => Ok(other),
         };
+        let clock = self
+            .clock
+            .take()
+            .unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let margin_ms = clock.resolution_ms();
         let timeouts = Timeouts {
             idle_ms: ms(self.idle_timeout, "idle_timeout")?,
             lifetime_ms: ms(self.max_lifetime, "max_lifetime")?,
             init_ms: ms(self.init_timeout, "init_timeout")?,
+            margin_ms,
         };
         let rate_limit = match self.rate_limit {
             None => None,
@@ -244,16 +250,13 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
                 if window_ms == 0 {
                     return Err(ConfigError::ZeroRateWindow);
                 }
-                Some((max as usize, window_ms))
+                Some((max as usize, window_ms.saturating_add(margin_ms)))
             }
         };
         Ok(Checked {
             timeouts,
             rate_limit,
-            clock: self
-                .clock
-                .take()
-                .unwrap_or_else(|| Arc::new(SystemClock::new())),
+            clock,
             id_source: self
                 .id_source
                 .take()

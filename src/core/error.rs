@@ -17,7 +17,8 @@ pub enum CreateError {
     /// The creation rate limit is exhausted. HTTP 429 with `Retry-After`.
     #[error("session creation rate limit reached; retry in {retry_after:?}")]
     RateLimited {
-        /// Exact time until the limiter grants again (whole milliseconds).
+        /// Time until the limiter grants again (whole milliseconds), on the
+        /// safe side: the limiter's exact wait plus the clock's resolution.
         retry_after: Duration,
     },
     /// The OS CSPRNG could not be read, so no unguessable id could be made.

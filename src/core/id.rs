@@ -277,7 +277,7 @@ mod tests {
         let no_hyphen = GOOD.replacen('-', "0", 1);
         assert_eq!(SessionId::parse(&no_hyphen), Err(ParseError::Character(8)));
         let bad_char = GOOD.replacen('d', "g", 1);
-        assert_eq!(SessionId::parse(&bad_char), Err(ParseError::Character(6)));
+        assert_eq!(SessionId::parse(&bad_char), Err(ParseError::Character(5)));
         // version 1 and a non-RFC variant
         assert_eq!(
             SessionId::parse("0f8fad5b-d9cb-169f-a165-70867728950e"),

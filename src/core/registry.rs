@@ -126,7 +126,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         Self {
             inner: Arc::new(Inner {
                 capacity: Capacity::new(builder.max_sessions),
-                index: SessionIndex::new(),
+                index: SessionIndex::with_capacity(builder.max_sessions),
                 fifo: CreationOrder::new(),
                 on_full: builder.on_full,
                 timeouts,
@@ -547,7 +547,9 @@ impl<V: Send + Sync + 'static> Inner<V> {
             Err(wait_ms) => {
                 Counters::bump(&self.counters.rate_limited);
                 Err(CreateError::RateLimited {
-                    retry_after: Duration::from_millis(wait_ms),
+                    retry_after: Duration::from_millis(
+                        wait_ms.saturating_add(self.timeouts.margin_ms),
+                    ),
                 })
             }
         }

@@ -18,12 +18,29 @@ use super::admission::{Fifo, Index};
 use super::entry::Entry;
 use super::id::SessionId;
 
+/// The index's smallest bucket array, in entries (32 per bucket lock).
+const MIN_INDEX_CAPACITY: usize = 4_096;
+
+/// Beyond this the index grows on demand rather than up front.
+const MAX_PRESIZED_CAPACITY: usize = 1 << 20;
+
 /// id → entry. Hashing with `ahash` (random keys per process).
 pub(crate) struct SessionIndex<V>(HashIndex<SessionId, Arc<Entry<V>>, ahash::RandomState>);
 
 impl<V> SessionIndex<V> {
-    pub(crate) fn new() -> Self {
-        Self(HashIndex::with_hasher(ahash::RandomState::new()))
+    /// An index sized for `max_sessions` (and never smaller than
+    /// [`MIN_INDEX_CAPACITY`]): its bucket array then never has to grow in
+    /// steady state, and creates and closes spread over enough bucket locks
+    /// that concurrent writers rarely meet on one, even when few sessions
+    /// are open.
+    pub(crate) fn with_capacity(max_sessions: usize) -> Self {
+        let capacity = max_sessions
+            .saturating_mul(2)
+            .clamp(MIN_INDEX_CAPACITY, MAX_PRESIZED_CAPACITY);
+        Self(HashIndex::with_capacity_and_hasher(
+            capacity,
+            ahash::RandomState::new(),
+        ))
     }
 
     /// The entry for `id`, read without a lock under `guard`.

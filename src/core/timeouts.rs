@@ -9,6 +9,9 @@ pub(crate) struct Timeouts {
     pub(crate) idle_ms: Option<u64>,
     pub(crate) lifetime_ms: Option<u64>,
     pub(crate) init_ms: Option<u64>,
+    /// The clock's resolution, added to every deadline so that none fires
+    /// early (see `Clock::resolution_ms`).
+    pub(crate) margin_ms: u64,
 }
 
 impl Timeouts {
@@ -19,22 +22,31 @@ impl Timeouts {
     }
 
     /// Why `entry` has expired at `now_ms`, if it has. A session expires
-    /// when `now_ms - since >= timeout`; if several deadlines have passed,
-    /// the one that passed first is the reason.
+    /// when `now_ms - since >= timeout + margin`; if several deadlines have
+    /// passed, the one that passed first is the reason.
     pub(crate) fn expiry<V>(&self, entry: &Entry<V>, now_ms: u64) -> Option<CloseReason> {
+        let m = self.margin_ms;
         let idle = self.idle_ms.map(|t| {
             let last = entry
                 .last_activity_ms
                 .load(std::sync::atomic::Ordering::Relaxed);
-            (last.saturating_add(t), CloseReason::IdleTimeout)
+            (
+                last.saturating_add(t).saturating_add(m),
+                CloseReason::IdleTimeout,
+            )
         });
-        let lifetime = self
-            .lifetime_ms
-            .map(|t| (entry.created_ms.saturating_add(t), CloseReason::MaxLifetime));
-        let init = self
-            .init_ms
-            .filter(|_| entry.state.is_pending())
-            .map(|t| (entry.created_ms.saturating_add(t), CloseReason::InitTimeout));
+        let lifetime = self.lifetime_ms.map(|t| {
+            (
+                entry.created_ms.saturating_add(t.saturating_add(m)),
+                CloseReason::MaxLifetime,
+            )
+        });
+        let init = self.init_ms.filter(|_| entry.state.is_pending()).map(|t| {
+            (
+                entry.created_ms.saturating_add(t.saturating_add(m)),
+                CloseReason::InitTimeout,
+            )
+        });
         [init, lifetime, idle]
             .into_iter()
             .flatten()

@@ -143,7 +143,10 @@ pub unsafe extern "C" fn msc_registry_len(registry: *const msc_registry) -> usiz
 
 /// Closes every session whose idle timeout, max lifetime or init deadline
 /// has passed (each queued as a close event with its reason) and stores how
-/// many in `*out_count`, if `out_count` is not NULL.
+/// many in `*out_count`, if `out_count` is not NULL. Expired sessions that a
+/// lookup, confirm, close or create met first were already closed there and
+/// are not counted again. Timeouts never fire early; with the default
+/// (coarse, kernel-tick) clock they may fire a few milliseconds late.
 ///
 /// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `registry` is NULL.
 ///

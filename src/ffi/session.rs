@@ -64,7 +64,8 @@ pub unsafe extern "C" fn msc_session_create(
 /// NULL `principal` with a non-zero length and `MSC_ERR_BUFFER_TOO_SMALL`
 /// if `out_id_len < MSC_SESSION_ID_LEN + 1` (checked before anything is
 /// created). `out_id` is written only on `MSC_OK`; `*out_retry_after_ms`
-/// only on `MSC_ERR_RATE_LIMITED` (exact) and `MSC_ERR_AT_CAPACITY` (1000).
+/// only on `MSC_ERR_RATE_LIMITED` (the wait until the limiter grants again,
+/// never short) and `MSC_ERR_AT_CAPACITY` (1000).
 ///
 /// # Safety
 ///
@@ -124,7 +125,10 @@ pub unsafe extern "C" fn msc_session_create_ex(
 /// Validates a request's session: looks up `id` (the `Mcp-Session-Id`
 /// header value) for a caller presenting `principal` (NULL = none),
 /// refreshes its activity and stores its tag in `*out_tag` if `out_tag` is
-/// not NULL. Lock-free and allocation-free.
+/// not NULL. Lock-free and allocation-free, except that a session found
+/// expired is closed here (a bucket lock is taken to unlink it) and its close
+/// event, with its expiry reason, is queued: `msc_registry_purge_expired`
+/// will not count it again.
 ///
 /// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
 /// `MSC_ERR_MALFORMED_ID` (HTTP 400) if `id` is not a canonical session id
@@ -212,7 +216,8 @@ unsafe fn get(
 }
 
 /// Confirms a pending session once its `initialize` handshake completed, so
-/// the init timeout no longer applies. Idempotent.
+/// the init timeout no longer applies. Idempotent. A session found expired
+/// is closed here, as by `msc_session_get`.
 ///
 /// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
 /// `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if the session is not open.

@@ -26,8 +26,7 @@ pub enum msc_status {
     /// No open session with this id is visible to the caller: unknown,
     /// closed, evicted, expired or another principal's (HTTP 404).
     MSC_ERR_NOT_FOUND = 5,
-    /// The id is not a canonical session id, or a principal is not valid
-    /// (HTTP 400).
+    /// The id is not a canonical session id (HTTP 400).
     MSC_ERR_MALFORMED_ID = 6,
     /// The output buffer is too small (an id needs `MSC_SESSION_ID_LEN + 1`
     /// bytes).

@@ -1,0 +1,97 @@
+//! The per-request scope shared by the layer and the manager: a tokio
+//! task-local set by [`SessionLayer`](super::SessionLayer) around rmcp's
+//! request future.
+//!
+//! rmcp's `SessionManager` methods take no request, so the manager cannot be
+//! handed the caller's principal, and rmcp answers any manager error with a
+//! bare 500, so the layer cannot see *why* a create failed. Both gaps are
+//! bridged here. It works because `StreamableHttpService` awaits
+//! `has_session`, `create_session`, `initialize_session`, `create_stream`,
+//! `accept_message`, `create_standalone_stream`, `resume` and `close_session`
+//! directly inside the future its `Service::call` returns (rmcp 3.9,
+//! `transport/streamable_http_server/tower.rs`: `call` → `handle` →
+//! `handle_post`/`handle_get`/`handle_delete`), never in a spawned task, so
+//! a task-local scoped around that future is visible to every one of them.
+//! (The only manager call rmcp makes from a spawned task is the
+//! `close_session` after a session's service ends; it needs no principal.)
+//! `tests/rmcp_binding.rs` checks this end to end: a session created through
+//! the layer is bound to the request's principal, and refused creates come
+//! back as 429/503.
+
+use std::cell::Cell;
+use std::future::Future;
+
+use super::principal::SessionPrincipal;
+
+tokio::task_local! {
+    static SCOPE: RequestScope;
+}
+
+/// What one request carries through rmcp into the manager and back.
+struct RequestScope {
+    principal: Option<SessionPrincipal>,
+    failure: Cell<Option<Failure>>,
+}
+
+/// Why the manager failed a call, for the layer to answer with the right
+/// status instead of rmcp's 500.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The create (or its handshake) was refused; answer `status` with
+    /// `Retry-After: retry_after_secs` when set.
+    Refused {
+        status: u16,
+        retry_after_secs: Option<u64>,
+        message: &'static str,
+    },
+    /// The session went away between the layer's check and the manager's
+    /// call (closed, evicted or expired in between): 404.
+    NotFound,
+}
+
+/// Runs `future` with `principal` visible to the manager; returns its output
+/// and the failure the manager recorded, if any.
+pub(crate) async fn run<F: Future>(
+    principal: Option<SessionPrincipal>,
+    future: F,
+) -> (F::Output, Option<Failure>) {
+    let scope = RequestScope {
+        principal,
+        failure: Cell::new(None),
+    };
+    SCOPE
+        .scope(scope, async move {
+            let output = future.await;
+            let failure = SCOPE.with(|scope| scope.failure.take());
+            (output, failure)
+        })
+        .await
+}
+
+/// `true` inside a [`run`] scope (a request that went through the layer).
+pub(crate) fn is_active() -> bool {
+    SCOPE.try_with(|_| ()).is_ok()
+}
+
+/// Calls `f` with the current request's principal (`None` outside a scope
+/// or when the request carried none).
+pub(crate) fn with_principal<R>(f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(out) = SCOPE.try_with(|scope| {
+        let f = f.take().expect("called once");
+        f(scope.principal.as_ref().map(SessionPrincipal::as_bytes))
+    }) {
+        return out;
+    }
+    let f = f.take().expect("not called yet");
+    f(None)
+}
+
+/// Records why the current request failed (the first failure wins); a
+/// no-op outside a scope.
+pub(crate) fn record(failure: Failure) {
+    let _ = SCOPE.try_with(|scope| {
+        let previous = scope.failure.take();
+        scope.failure.set(Some(previous.unwrap_or(failure)));
+    });
+}
