@@ -655,15 +655,26 @@ impl<V: Send + Sync + 'static> Inner<V> {
         }
     }
 
+    /// Closes every expired session, and records when the next one can
+    /// expire at the earliest, so that creates at capacity sweep exactly
+    /// when a sweep can find something (and never on every create of a
+    /// flood).
     pub(crate) fn purge_expired_at(&self, now: u64) -> usize {
         let mut expired = Vec::new();
+        let mut next_deadline = now.saturating_add(self.timeouts.horizon_ms());
         self.index.for_each(|entry| {
-            if entry.state.is_open() {
-                if let Some(reason) = self.timeouts.expiry(entry, now) {
+            if !entry.state.is_open() {
+                return;
+            }
+            match self.timeouts.first_deadline(entry) {
+                Some((deadline, reason)) if deadline <= now => {
                     expired.push((entry.clone(), reason));
                 }
+                Some((deadline, _)) => next_deadline = next_deadline.min(deadline),
+                None => {}
             }
         });
+        self.next_sweep_ms.store(next_deadline, Ordering::Relaxed);
         expired
             .into_iter()
             .filter(|(entry, reason)| self.close_entry(entry, *reason))
@@ -671,8 +682,9 @@ impl<V: Send + Sync + 'static> Inner<V> {
     }
 
     /// At capacity, reclaim expired sessions before evicting or rejecting a
-    /// live one: at most one sweep per sweep interval, by whichever create
-    /// claims it.
+    /// live one. A sweep runs only once the earliest deadline seen by the
+    /// last sweep has come (sessions created since cannot expire sooner),
+    /// and only one create runs it.
     fn sweep_if_due(&self, now: u64) {
         if !self.timeouts.any() {
             return;
@@ -681,12 +693,7 @@ impl<V: Send + Sync + 'static> Inner<V> {
         if now >= due
             && self
                 .next_sweep_ms
-                .compare_exchange(
-                    due,
-                    now.saturating_add(self.timeouts.sweep_interval_ms()),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(due, u64::MAX, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
             self.purge_expired_at(now);

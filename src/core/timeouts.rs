@@ -25,43 +25,44 @@ impl Timeouts {
     /// when `now_ms - since >= timeout + margin`; if several deadlines have
     /// passed, the one that passed first is the reason.
     pub(crate) fn expiry<V>(&self, entry: &Entry<V>, now_ms: u64) -> Option<CloseReason> {
-        let m = self.margin_ms;
+        self.first_deadline(entry)
+            .filter(|&(deadline, _)| deadline <= now_ms)
+            .map(|(_, reason)| reason)
+    }
+
+    /// The earliest of `entry`'s deadlines (ms) and the reason it would
+    /// close with then; `None` if no timeout applies to it. Deadlines only
+    /// move later (a lookup refreshes activity, a confirm drops the init
+    /// deadline), so this is a lower bound on when it can expire.
+    pub(crate) fn first_deadline<V>(&self, entry: &Entry<V>) -> Option<(u64, CloseReason)> {
+        let after =
+            |since: u64, timeout: u64| since.saturating_add(timeout).saturating_add(self.margin_ms);
         let idle = self.idle_ms.map(|t| {
             let last = entry
                 .last_activity_ms
                 .load(std::sync::atomic::Ordering::Relaxed);
-            (
-                last.saturating_add(t).saturating_add(m),
-                CloseReason::IdleTimeout,
-            )
+            (after(last, t), CloseReason::IdleTimeout)
         });
-        let lifetime = self.lifetime_ms.map(|t| {
-            (
-                entry.created_ms.saturating_add(t.saturating_add(m)),
-                CloseReason::MaxLifetime,
-            )
-        });
-        let init = self.init_ms.filter(|_| entry.state.is_pending()).map(|t| {
-            (
-                entry.created_ms.saturating_add(t.saturating_add(m)),
-                CloseReason::InitTimeout,
-            )
-        });
+        let lifetime = self
+            .lifetime_ms
+            .map(|t| (after(entry.created_ms, t), CloseReason::MaxLifetime));
+        let init = self
+            .init_ms
+            .filter(|_| entry.state.is_pending())
+            .map(|t| (after(entry.created_ms, t), CloseReason::InitTimeout));
         [init, lifetime, idle]
             .into_iter()
             .flatten()
-            .filter(|&(deadline, _)| deadline <= now_ms)
             .min_by_key(|&(deadline, _)| deadline)
-            .map(|(_, reason)| reason)
     }
 
-    /// How often a create at capacity may sweep for expired sessions: a
-    /// quarter of the shortest timeout, between 1 ms and 1 s.
-    pub(crate) fn sweep_interval_ms(&self) -> u64 {
+    /// The shortest timeout plus the margin: no session created at or after
+    /// `now` can expire before `now + horizon`.
+    pub(crate) fn horizon_ms(&self) -> u64 {
         [self.idle_ms, self.lifetime_ms, self.init_ms]
             .into_iter()
             .flatten()
             .min()
-            .map_or(1_000, |t| (t / 4).clamp(1, 1_000))
+            .map_or(u64::MAX, |t| t.saturating_add(self.margin_ms))
     }
 }
