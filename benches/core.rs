@@ -65,11 +65,14 @@ fn lookups(c: &mut Criterion) {
             black_box(SessionId::parse(&texts[i]).is_ok())
         })
     });
-    for threads in [2usize] {
-        group.bench_function(format!("hit_by_id_{threads}_threads"), |b| {
-            b.iter_custom(|iters| parallel(threads, iters, &registry, &ids))
-        });
-    }
+    // Threads for the concurrent case: MSC_BENCH_THREADS, else the cores.
+    let threads = std::env::var("MSC_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    group.bench_function(format!("hit_by_id_{threads}_threads"), |b| {
+        b.iter_custom(|iters| parallel(threads, iters, &registry, &ids))
+    });
     group.finish();
 }
 
