@@ -36,5 +36,8 @@ for lang in c go node; do
   "ffi/$lang/test.sh"
 done
 
+step "MCP server with the TypeScript SDK's client"
+tests/ts-client/test.sh
+
 echo
 echo "all checks passed"

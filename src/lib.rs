@@ -54,7 +54,8 @@
 //! - `rmcp` (implies `tokio`): [`integrations::rmcp`], a session manager
 //!   for rmcp's Streamable HTTP server backed by the registry, and a tower
 //!   layer that binds sessions to principals and answers 400/404/429/503.
-//!   `examples/mcp_server.rs` is a complete server built on it.
+//!   `examples/mcp_server.rs` is a complete server built on it. Needs Rust
+//!   1.88 (rmcp 3.9's minimum).
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

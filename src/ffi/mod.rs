@@ -6,7 +6,7 @@
 //!
 //! - Every function is safe to call from any thread at any time, including
 //!   concurrently on one registry.
-//! - No panic unwinds into C: each body runs inside [`panic::ffi_boundary`],
+//! - No panic unwinds into C: each body runs inside the one panic-boundary helper (`panic::ffi_boundary`),
 //!   which turns a panic into `MSC_ERR_INTERNAL` (or the return type's
 //!   neutral value: 0 for counts, a static string for strings).
 //! - A NULL pointer where one is required is `MSC_ERR_NULL_ARGUMENT`, never

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -42,7 +42,8 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 ///    while the request was on its way).
 ///
 /// Requests without `Mcp-Session-Id` pass to rmcp, which creates a session
-/// for an `initialize` and answers anything else 400.
+/// for an `initialize` and answers anything else 400. A `DELETE` that closed
+/// its session is answered 204 (rmcp says 202; the close is already done).
 ///
 /// # Examples
 ///
@@ -54,8 +55,6 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 /// # impl rmcp::ServerHandler for MyServer {}
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower_layer::Layer;
-///
 /// let manager = Arc::new(RegistrySessionManager::new(SessionRegistry::builder())?);
 /// let mcp = StreamableHttpService::new(|| Ok(MyServer), manager.clone(), Default::default());
 /// let service = manager.layer().layer(mcp); // a tower Service, e.g. for axum's nest_service
@@ -72,16 +71,22 @@ impl SessionLayer {
     pub fn new(registry: SessionRegistry<RmcpSession>) -> Self {
         Self { registry }
     }
+
+    /// Wraps `inner` (rmcp's `StreamableHttpService`): what
+    /// [`Layer::layer`] does, callable without importing the trait.
+    pub fn layer<S>(&self, inner: S) -> SessionService<S> {
+        SessionService {
+            inner,
+            registry: self.registry.clone(),
+        }
+    }
 }
 
 impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService {
-            inner,
-            registry: self.registry.clone(),
-        }
+        SessionLayer::layer(self, inner)
     }
 }
 
@@ -93,26 +98,42 @@ pub struct SessionService<S> {
     registry: SessionRegistry<RmcpSession>,
 }
 
+/// Why the layer answers a request itself.
+#[derive(Clone, Copy, Debug)]
+enum Rejection {
+    /// 400: malformed `Mcp-Session-Id`, or more than one.
+    Malformed,
+    /// 404: no open session with this id visible to the caller.
+    NotFound,
+}
+
+impl Rejection {
+    fn into_response(self) -> BoxResponse {
+        match self {
+            Self::Malformed => response::malformed_session_id(),
+            Self::NotFound => response::session_not_found(),
+        }
+    }
+}
+
 impl<S> SessionService<S> {
-    /// Checks the request's `Mcp-Session-Id` header, if any: `Err` is the
-    /// answer (400 or 404) to send instead of running rmcp.
+    /// Checks the request's `Mcp-Session-Id` header, if any.
     fn check_session_header<B>(
         &self,
         request: &Request<B>,
         principal: Option<&SessionPrincipal>,
-    ) -> Result<(), BoxResponse> {
+    ) -> Result<(), Rejection> {
         let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
         let Some(value) = values.next() else {
             return Ok(());
         };
         if values.next().is_some() {
-            return Err(response::malformed_session_id());
+            return Err(Rejection::Malformed);
         }
-        let id = SessionId::parse_bytes(value.as_bytes())
-            .map_err(|_| response::malformed_session_id())?;
+        let id = SessionId::parse_bytes(value.as_bytes()).map_err(|_| Rejection::Malformed)?;
         self.registry
             .with_session(&id, principal.map(SessionPrincipal::as_bytes), |_| ())
-            .map_err(|_| response::session_not_found())
+            .map_err(|_| Rejection::NotFound)
     }
 }
 
@@ -135,21 +156,30 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let principal = request.extensions().get::<SessionPrincipal>().cloned();
-        if let Err(answer) = self.check_session_header(&request, principal.as_ref()) {
-            return Box::pin(std::future::ready(Ok(answer)));
+        if let Err(rejection) = self.check_session_header(&request, principal.as_ref()) {
+            return Box::pin(std::future::ready(Ok(rejection.into_response())));
         }
+        let is_delete = request.method() == Method::DELETE;
         // The clone that was made ready in `poll_ready` serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let (result, failure) = scope::run(principal, inner.call(request)).await;
-            let response = result?;
+            // `call` runs inside the scope too, in case it does work eagerly.
+            let (result, failure) =
+                scope::run(principal, async move { inner.call(request).await }).await;
+            let mut response = result?;
             match failure {
                 Some(failure) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
-                    Ok(response::for_failure(&failure))
+                    return Ok(response::for_failure(&failure));
                 }
-                _ => Ok(response),
+                _ => {}
             }
+            if is_delete && response.status() == StatusCode::ACCEPTED {
+                // The session is closed by the time rmcp answers: done, not
+                // merely accepted.
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            Ok(response)
         })
     }
 }

@@ -1,7 +1,6 @@
 //! [`RegistrySessionManager`]: rmcp's `SessionManager` on the registry.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use ::rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use ::rmcp::transport::WorkerTransport;
@@ -15,15 +14,12 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::builder::RegistrySessionManagerBuilder;
 use super::error::{BuildError, ManagerError};
 use super::layer::SessionLayer;
 use super::scope::{self, Failure};
 use super::session::RmcpSession;
-use crate::{ClosedSession, CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
-
-/// How often the manager's reaper purges expired sessions unless told
-/// otherwise ([`RegistrySessionManagerBuilder::reaper_interval`]).
-pub const DEFAULT_REAPER_INTERVAL: Duration = Duration::from_secs(1);
+use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 
 /// An rmcp [`SessionManager`] whose sessions live in a
 /// [`SessionRegistry`]: a drop-in replacement for rmcp's
@@ -51,9 +47,9 @@ pub const DEFAULT_REAPER_INTERVAL: Duration = Duration::from_secs(1);
 ///   blocks), so its streams end and rmcp's service for it shuts down. A
 ///   reaper task purges expired sessions every
 ///   [`reaper_interval`](RegistrySessionManagerBuilder::reaper_interval).
-/// - Creations and closes are logged with `tracing` at `info` (target
-///   `mcp_session_core::integrations::rmcp::manager`), closes with their
-///   reason.
+/// - Creations, refusals and closes are logged with `tracing` at `info`
+///   (target [`LOG_TARGET`](super::LOG_TARGET), `mcp_session_core::rmcp`),
+///   closes with their reason.
 ///
 /// Put [`SessionLayer`] (from [`layer`](Self::layer)) in front of rmcp's
 /// `StreamableHttpService`: it answers a malformed `Mcp-Session-Id` with
@@ -78,7 +74,6 @@ pub const DEFAULT_REAPER_INTERVAL: Duration = Duration::from_secs(1);
 /// use mcp_session_core::{OnFull, SessionRegistry};
 /// use mcp_session_core::integrations::rmcp::RegistrySessionManager;
 /// use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-/// use tower_layer::Layer;
 ///
 /// # #[derive(Clone, Default)] struct MyServer;
 /// # impl rmcp::ServerHandler for MyServer {}
@@ -103,113 +98,15 @@ pub const DEFAULT_REAPER_INTERVAL: Duration = Duration::from_secs(1);
 /// # Ok(()) }
 /// ```
 pub struct RegistrySessionManager {
-    registry: SessionRegistry<RmcpSession>,
-    session_config: SessionConfig,
-    warned_without_layer: AtomicBool,
-}
-
-/// Builds a [`RegistrySessionManager`]; start from
-/// [`RegistrySessionManager::builder`].
-pub struct RegistrySessionManagerBuilder {
-    registry: RegistryBuilder<RmcpSession>,
-    session_config: SessionConfig,
-    reaper_interval: Duration,
-}
-
-/// rmcp's default `SessionConfig` with its worker keep-alive off: the
-/// registry's idle timeout is the one idle limit.
-fn default_session_config() -> SessionConfig {
-    let mut config = SessionConfig::default();
-    config.keep_alive = None;
-    config
-}
-
-impl RegistrySessionManagerBuilder {
-    /// rmcp's per-session settings (channel capacity, SSE retry, completed
-    /// stream cache, its own init and keep-alive timers). Default: rmcp's
-    /// `SessionConfig::default()` with `keep_alive: None`.
-    pub fn session_config(mut self, config: SessionConfig) -> Self {
-        self.session_config = config;
-        self
-    }
-
-    /// How often the reaper task purges expired sessions (default
-    /// [`DEFAULT_REAPER_INTERVAL`]). Expired sessions are never served in
-    /// the meantime (lookups check expiry); the reaper frees their slots and
-    /// stops their workers.
-    pub fn reaper_interval(mut self, every: Duration) -> Self {
-        self.reaper_interval = every;
-        self
-    }
-
-    /// Builds the registry and spawns the reaper on the current tokio
-    /// runtime.
-    ///
-    /// The manager takes the registry's close path for itself: it installs
-    /// an `on_close` callback that stops each closed session's worker and
-    /// logs the close, then calls the builder's own `on_close`, if any (so
-    /// set one to observe closes). The event queue is turned off (nothing
-    /// would drain it).
-    ///
-    /// # Errors
-    ///
-    /// [`BuildError::Config`] for invalid registry settings;
-    /// [`BuildError::NoRuntime`] outside a tokio runtime.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use mcp_session_core::SessionRegistry;
-    /// use mcp_session_core::integrations::rmcp::RegistrySessionManager;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let manager = RegistrySessionManager::builder(SessionRegistry::builder().max_sessions(10))
-    ///     .reaper_interval(Duration::from_millis(200))
-    ///     .build()
-    ///     .unwrap();
-    /// assert_eq!(manager.registry().max_sessions(), 10);
-    ///
-    /// let err = RegistrySessionManager::new(SessionRegistry::builder().max_sessions(0));
-    /// assert!(err.is_err());
-    /// # }
-    /// ```
-    pub fn build(self) -> Result<RegistrySessionManager, BuildError> {
-        tokio::runtime::Handle::try_current()?;
-        let mut registry = self.registry;
-        let user_on_close = registry.on_close.take();
-        let registry = registry
-            .event_queue_capacity(0)
-            .on_close(move |closed: &ClosedSession<RmcpSession>| {
-                closed.session.close_worker();
-                tracing::info!(
-                    session_id = %closed.session.id(),
-                    reason = %closed.reason,
-                    "session closed"
-                );
-                if let Some(callback) = &user_on_close {
-                    callback(closed);
-                }
-            })
-            .build()?;
-        registry.spawn_reaper(self.reaper_interval)?;
-        Ok(RegistrySessionManager {
-            registry,
-            session_config: self.session_config,
-            warned_without_layer: AtomicBool::new(false),
-        })
-    }
+    pub(super) registry: SessionRegistry<RmcpSession>,
+    pub(super) session_config: SessionConfig,
+    pub(super) warned_without_layer: AtomicBool,
 }
 
 impl RegistrySessionManager {
     /// A builder over a registry builder, for the manager's own settings.
     pub fn builder(registry: RegistryBuilder<RmcpSession>) -> RegistrySessionManagerBuilder {
-        RegistrySessionManagerBuilder {
-            registry,
-            session_config: default_session_config(),
-            reaper_interval: DEFAULT_REAPER_INTERVAL,
-        }
+        RegistrySessionManagerBuilder::new(registry)
     }
 
     /// A manager over the registry `registry` describes, with the default
@@ -279,6 +176,7 @@ impl RegistrySessionManager {
     fn warn_without_layer(&self) {
         if !self.warned_without_layer.swap(true, Ordering::Relaxed) {
             tracing::warn!(
+                target: super::LOG_TARGET,
                 "RegistrySessionManager is used without its SessionLayer: sessions are not \
                  bound to principals and refused creations are answered 500 instead of 429/503"
             );
@@ -327,7 +225,7 @@ impl SessionManager for RegistrySessionManager {
         let session = match created {
             Ok(session) => session,
             Err(error) => {
-                tracing::info!(%error, "session refused");
+                tracing::info!(target: super::LOG_TARGET, %error, "session refused");
                 scope::record(refusal(&error));
                 return Err(error.into());
             }
@@ -337,6 +235,7 @@ impl SessionManager for RegistrySessionManager {
         // worker ends at once; `initialize_session` then answers 503.
         let transport = WorkerTransport::spawn_with_ct(worker, stop);
         tracing::info!(
+            target: super::LOG_TARGET,
             session_id = %session.id(),
             live = self.registry.len(),
             bound = session.principal().is_some(),
@@ -447,15 +346,5 @@ impl std::fmt::Debug for RegistrySessionManager {
             .field("registry", &self.registry)
             .field("session_config", &self.session_config)
             .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for RegistrySessionManagerBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistrySessionManagerBuilder")
-            .field("registry", &self.registry)
-            .field("session_config", &self.session_config)
-            .field("reaper_interval", &self.reaper_interval)
-            .finish()
     }
 }

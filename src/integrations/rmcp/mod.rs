@@ -29,7 +29,6 @@
 //! use mcp_session_core::SessionRegistry;
 //! use mcp_session_core::integrations::rmcp::{RegistrySessionManager, SessionPrincipal};
 //! use rmcp::transport::streamable_http_server::StreamableHttpService;
-//! use tower_layer::Layer;
 //!
 //! # #[derive(Clone, Default)] struct MyServer;
 //! # impl rmcp::ServerHandler for MyServer {}
@@ -50,7 +49,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let manager = Arc::new(RegistrySessionManager::new(SessionRegistry::builder())?);
 //! let mcp = StreamableHttpService::new(|| Ok(MyServer), manager.clone(), Default::default());
-//! let app = axum::Router::new()
+//! let app: axum::Router = axum::Router::new()
 //!     .nest_service("/mcp", manager.layer().layer(mcp))
 //!     .layer(axum::middleware::from_fn(auth)); // outermost: runs first
 //! # let _ = app; Ok(()) }
@@ -64,8 +63,13 @@
 //! | any other request without the header | 400 (rmcp) |
 //! | malformed header, or more than one | 400 |
 //! | unknown, closed, evicted, expired, or another principal's session | 404 (the client re-initializes) |
-//! | `DELETE` with a valid id | the session is closed, 202 (rmcp); later requests with it get 404 |
+//! | `DELETE` with a valid id | the session is closed, 204; later requests with it get 404 |
 
+/// The `tracing` target of the integration's logs (sessions created,
+/// refused and closed, with the reason).
+pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
+
+mod builder;
 mod error;
 mod layer;
 mod manager;
@@ -74,8 +78,9 @@ mod response;
 mod scope;
 mod session;
 
+pub use builder::{DEFAULT_REAPER_INTERVAL, RegistrySessionManagerBuilder};
 pub use error::{BuildError, ManagerError};
 pub use layer::{MCP_SESSION_ID, SessionLayer, SessionService};
-pub use manager::{DEFAULT_REAPER_INTERVAL, RegistrySessionManager, RegistrySessionManagerBuilder};
+pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
 pub use session::RmcpSession;

@@ -95,3 +95,41 @@ pub(crate) fn record(failure: Failure) {
         scope.failure.set(Some(previous.unwrap_or(failure)));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_principal_and_failures_cross_awaits_and_stay_in_their_request() {
+        assert!(!is_active());
+        assert_eq!(with_principal(|p| p.map(<[u8]>::to_vec)), None);
+        record(Failure::NotFound); // outside a scope: dropped
+
+        let (seen, failure) = run(Some(SessionPrincipal::from("alice")), async {
+            tokio::task::yield_now().await;
+            let seen = with_principal(|p| p.map(<[u8]>::to_vec));
+            record(Failure::NotFound);
+            record(Failure::Refused {
+                status: 503,
+                retry_after_secs: Some(1),
+                message: "later failures do not replace the first",
+            });
+            seen
+        })
+        .await;
+        assert_eq!(seen.as_deref(), Some(&b"alice"[..]));
+        assert_eq!(failure, Some(Failure::NotFound));
+
+        // A task spawned from inside a scope does not inherit it (which is
+        // why only calls rmcp awaits in the request's own future see it).
+        let (inherited, _) = run(Some(SessionPrincipal::from("bob")), async {
+            tokio::spawn(async { is_active() }).await.unwrap()
+        })
+        .await;
+        assert!(!inherited);
+
+        let (_, failure) = run(None, async { with_principal(|p| p.is_none()) }).await;
+        assert_eq!(failure, None);
+    }
+}
