@@ -42,9 +42,20 @@
 //!
 //! [`close`] is lock-free given lock-free index and FIFO removals. [`create`]
 //! is lock-free except in one case: under `EvictOldest`, when every slot is
-//! held by a create between taking its slot and publishing (two atomic
+//! held either by a create between taking its slot and publishing, or by a
+//! close between winning `try_close` and releasing (each a couple of atomic
 //! steps), there is nothing to evict yet and the creator waits for one of
-//! them to publish. With `Reject` it never waits.
+//! them to finish. With `Reject` it never waits.
+//!
+//! # A close and an eviction at the same instant
+//!
+//! A slot is free again only when its close *releases* it, a step after the
+//! session became invisible. A create that finds no free slot in between
+//! evicts the oldest open session even though one session fewer than
+//! `max_sessions` was visible then: it is ordered before the close's
+//! release. Capacity, FIFO order and exactly-once close all hold; the
+//! registry may just end with a free slot it could have used. Loom explores
+//! this interleaving (`loom-tests/`).
 
 use crate::sync::{AtomicU8, AtomicUsize, Ordering, wait_for_progress};
 use crossbeam_utils::CachePadded;
