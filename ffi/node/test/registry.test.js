@@ -271,13 +271,14 @@ describe('capacity', () => {
 });
 
 describe('rate limit', () => {
-  test('RATE_LIMITED (429) with an exact retryAfterMs; a retry after it succeeds', async () => {
+  test('RATE_LIMITED (429) with a never-short retryAfterMs; a retry after it succeeds', async () => {
     const r = new SessionRegistry({ rateLimit: { max: 2, windowMs: 150 } });
     try {
       r.create(1);
       r.create(2);
       const err = throwsCode(() => r.create(3), ErrorCode.RATE_LIMITED, 429);
-      assert.ok(err.retryAfterMs > 0 && err.retryAfterMs <= 150, `retryAfterMs ${err.retryAfterMs}`);
+      // At most the window plus two clock ticks (the hint is never short).
+      assert.ok(err.retryAfterMs > 0 && err.retryAfterMs <= 150 + 20, `retryAfterMs ${err.retryAfterMs}`);
       assert.equal(err.retryAfterSeconds, 1);
       assert.equal(r.stats().rateLimited, 1);
       assert.equal(r.heldValues, 2);

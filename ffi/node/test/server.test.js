@@ -197,7 +197,8 @@ describe('MCP server on the core', () => {
     const second = await rawInitialize(s.url);
     assert.equal(second.res.status, 429);
     const retry = Number(second.res.headers.get('retry-after'));
-    assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
+    // Never short: the window plus up to two clock ticks, rounded up.
+    assert.ok(retry >= 1 && retry <= 61, `Retry-After ${retry}`);
     assert.equal(s.registry.len, 1);
   });
 
