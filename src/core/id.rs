@@ -72,20 +72,9 @@ const HEX: [u8; 256] = {
     table
 };
 
-/// Indices of the 32 hex digits in the hyphenated form.
-const DIGITS: [usize; 32] = {
-    let mut out = [0; 32];
-    let mut i = 0;
-    let mut pos = 0;
-    while pos < SESSION_ID_LEN {
-        if !(pos == 8 || pos == 13 || pos == 18 || pos == 23) {
-            out[i] = pos;
-            i += 1;
-        }
-        pos += 1;
-    }
-    out
-};
+/// Where each of the 16 bytes starts in the hyphenated form: two hex digits
+/// at `PAIRS[k]` and `PAIRS[k] + 1` (every group has an even length).
+const PAIRS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 const VERSION_MASK: u128 = 0xF << 76;
 const VERSION_4: u128 = 0x4 << 76;
@@ -147,13 +136,18 @@ impl SessionId {
         let Ok(text) = <&[u8; SESSION_ID_LEN]>::try_from(text) else {
             return Err(ParseError::Length(text.len()));
         };
-        let mut value: u128 = 0;
+        // Each byte comes from its own two table look-ups: no carried
+        // dependency between bytes (a u128 shift per digit would chain 32
+        // multi-instruction shifts).
+        let mut bytes = [0u8; 16];
         let mut bad: u8 = 0;
-        for &pos in &DIGITS {
-            let digit = HEX[text[pos] as usize];
-            bad |= digit;
-            value = (value << 4) | u128::from(digit & 0xF);
+        for (byte, &pos) in bytes.iter_mut().zip(&PAIRS) {
+            let hi = HEX[text[pos] as usize];
+            let lo = HEX[text[pos + 1] as usize];
+            bad |= hi | lo;
+            *byte = (hi << 4) | (lo & 0xF);
         }
+        let value = u128::from_be_bytes(bytes);
         let hyphens_ok =
             text[8] == b'-' && text[13] == b'-' && text[18] == b'-' && text[23] == b'-';
         if bad == INVALID || !hyphens_ok {
