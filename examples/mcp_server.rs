@@ -9,6 +9,10 @@
 //! curl http://127.0.0.1:8000/stats                            # the registry's stats
 //! ```
 //!
+//! Fleet mode: `--redis redis://127.0.0.1:6379/` keeps the sessions in
+//! Redis, shared by every instance started with the same URL: one exact
+//! global `--max-sessions`, and any instance serves any session.
+//!
 //! Tools: `echo` (returns its text) and `counter` (a counter per session).
 //! On start it prints `listening on http://127.0.0.1:PORT/mcp` on stdout;
 //! logs (session created / closed with the reason) go to stderr
@@ -33,6 +37,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .init();
 
     let args = app::Args::parse();
+    if let Some(url) = &args.redis {
+        let server = app::bind_redis(&args, url).await?;
+        tracing::info!(
+            redis = %url,
+            prefix = %args.redis_prefix,
+            max_sessions = server.manager.registry().max_sessions(),
+            "fleet mode: sessions in Redis"
+        );
+        println!("listening on {}", server.mcp_url());
+        println!("stats at http://{}/stats", server.addr);
+        let shutdown = server.shutdown_token();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            }
+        });
+        server.run().await?;
+        return Ok(());
+    }
     let server = app::bind(&args).await?;
     tracing::info!(
         max_sessions = server.manager.registry().max_sessions(),

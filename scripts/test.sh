@@ -12,6 +12,7 @@ need() {
 
 need cargo "install Rust (rustup) with rustfmt and clippy"
 need cbindgen "cargo install cbindgen --version 0.29.2 --locked"
+need redis-server "apt-get install redis-server (the fleet-mode tests start their own on a free port)"
 
 step "format"
 cargo fmt --all -- --check

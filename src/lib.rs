@@ -56,6 +56,11 @@
 //!   layer that binds sessions to principals and answers 400/404/429/503.
 //!   `examples/mcp_server.rs` is a complete server built on it. Needs Rust
 //!   1.88 (rmcp 3.9's minimum).
+//! - `redis` (implies `tokio`): [`integrations::redis`], fleet mode: the
+//!   registry's semantics on Redis for several instances behind a load
+//!   balancer (exact global bound, FIFO, rate limit, expiry on Redis's
+//!   clock, merged metadata, close events on a stream); with `rmcp` too, a
+//!   Redis `SessionStore` and cross-instance session restore.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -78,7 +83,7 @@ mod reaper;
 #[cfg(not(mcp_session_core_loom))]
 pub mod ffi;
 
-#[cfg(all(feature = "rmcp", not(mcp_session_core_loom)))]
+#[cfg(all(any(feature = "rmcp", feature = "redis"), not(mcp_session_core_loom)))]
 pub mod integrations;
 
 #[cfg(not(mcp_session_core_loom))]

@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use axum::{Json, Router, routing::get};
 use clap::{Parser, ValueEnum};
+use mcp_session_core::integrations::redis::RedisRegistry;
+use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
 use mcp_session_core::integrations::rmcp::RegistrySessionManager;
-use mcp_session_core::{OnFull, SessionRegistry, Stats};
+use mcp_session_core::{OnFull, SessionId, SessionRegistry, Stats};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +49,16 @@ pub struct Args {
     /// "100/60", "5/500ms"); answered 429 with Retry-After past it.
     #[arg(long, value_name = "N/SECONDS", value_parser = parse_rate)]
     pub rate_limit: Option<RateLimit>,
+    /// Fleet mode: keep the sessions in this Redis (`redis://host:port/`),
+    /// shared with every instance started with the same URL and prefix: one
+    /// exact global `--max-sessions`, and a client can move between
+    /// instances. Without it, sessions live in this process.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// The key prefix in Redis (fleet mode): instances with the same prefix
+    /// share their sessions.
+    #[arg(long, default_value = "mcp-sessions")]
+    pub redis_prefix: String,
 }
 
 /// `--on-full`.
@@ -122,9 +135,12 @@ pub struct EchoArgs {
 /// The tools. rmcp makes one `DemoServer` per session (the service factory
 /// runs for each `initialize`), so `counter` counts that session's calls
 /// only: a request served in the wrong session would show as a wrong count.
+/// In fleet mode the count is the session's metadata field `counter` in
+/// Redis, so it survives the session moving to another instance.
 #[derive(Clone)]
 pub struct DemoServer {
     counter: Arc<AtomicU64>,
+    fleet: Option<RedisRegistry>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -133,7 +149,16 @@ impl DemoServer {
     pub fn new() -> Self {
         Self {
             counter: Arc::new(AtomicU64::new(0)),
+            fleet: None,
             tool_router: Self::tool_router(),
+        }
+    }
+
+    /// A server keeping its counter in the session's Redis metadata.
+    pub fn fleet(registry: RedisRegistry) -> Self {
+        Self {
+            fleet: Some(registry),
+            ..Self::new()
         }
     }
 }
@@ -157,8 +182,22 @@ impl DemoServer {
         description = "Increments a counter that belongs to the calling session and returns it \
                        (1 on a session's first call)"
     )]
-    fn counter(&self) -> String {
-        (self.counter.fetch_add(1, Ordering::SeqCst) + 1).to_string()
+    async fn counter(&self, context: RequestContext<RoleServer>) -> String {
+        let Some(registry) = &self.fleet else {
+            return (self.counter.fetch_add(1, Ordering::SeqCst) + 1).to_string();
+        };
+        let id = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.headers.get("mcp-session-id"))
+            .and_then(|value| SessionId::parse_bytes(value.as_bytes()).ok());
+        let Some(id) = id else {
+            return "error: no session".to_owned();
+        };
+        match registry.incr_meta(&id, None, "counter", 1).await {
+            Ok(n) => n.to_string(),
+            Err(error) => format!("error: {error}"),
+        }
     }
 }
 
@@ -185,12 +224,13 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
     })
 }
 
-/// A bound, not yet running server.
-pub struct Server {
+/// A bound, not yet running server (`M`: the in-process
+/// [`RegistrySessionManager`], or the [`RedisSessionManager`] of fleet mode).
+pub struct Server<M = RegistrySessionManager> {
     /// The address it listens on.
     pub addr: SocketAddr,
     /// Its session manager (and through it the registry).
-    pub manager: Arc<RegistrySessionManager>,
+    pub manager: Arc<M>,
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
@@ -260,7 +300,102 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     })
 }
 
-impl Server {
+/// The fleet-mode counterpart of [`stats_json`].
+pub fn redis_stats_json(
+    stats: &mcp_session_core::integrations::redis::RedisStats,
+) -> serde_json::Value {
+    serde_json::json!({
+        "live": stats.live,
+        "max_sessions": stats.max_sessions,
+        "created": stats.created,
+        "closed": stats.closed,
+        "evicted": stats.evicted,
+        "expired": stats.idle_timeout + stats.max_lifetime + stats.init_timeout,
+        "rejected_full": stats.rejected_full,
+        "rate_limited": stats.rate_limited,
+    })
+}
+
+/// Fleet mode (`--redis URL`): the same app on a [`RedisSessionManager`],
+/// with rmcp's session store on the same Redis so that any instance serves
+/// any session.
+pub async fn bind_redis(
+    args: &Args,
+    url: &str,
+) -> Result<Server<RedisSessionManager>, Box<dyn Error + Send + Sync>> {
+    let mut registry = RedisRegistry::builder()
+        .prefix(args.redis_prefix.clone())
+        .max_sessions(args.max_sessions)
+        .on_full(match args.on_full {
+            OnFullArg::Evict => OnFull::EvictOldest,
+            OnFullArg::Reject => OnFull::Reject,
+        });
+    let limits = [args.idle_timeout, args.max_lifetime, args.init_timeout];
+    if let Limit(Some(idle)) = args.idle_timeout {
+        registry = registry.idle_timeout(idle);
+    }
+    if let Limit(Some(lifetime)) = args.max_lifetime {
+        registry = registry.max_lifetime(lifetime);
+    }
+    if let Limit(Some(init)) = args.init_timeout {
+        registry = registry.init_timeout(init);
+    }
+    if let Some(RateLimit { max, window }) = args.rate_limit {
+        registry = registry.rate_limit(max, window);
+    }
+    let registry = registry.connect(url).await?;
+    let reaper_interval = limits
+        .iter()
+        .filter_map(|limit| limit.0)
+        .map(|d| d / 2)
+        .fold(Duration::from_millis(500), Duration::min)
+        .max(Duration::from_millis(10));
+    let manager = Arc::new(RedisSessionManager::with_reaper_interval(
+        registry.clone(),
+        reaper_interval,
+    ));
+
+    let shutdown = CancellationToken::new();
+    let mut config =
+        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+    config.session_store = Some(manager.session_store());
+    let tools_registry = registry.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(DemoServer::fleet(tools_registry.clone())),
+        manager.clone(),
+        config,
+    );
+    let router = Router::new()
+        .nest_service("/mcp", manager.layer().layer(mcp))
+        .route(
+            "/stats",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    match registry.stats().await {
+                        Ok(stats) => Ok(Json(redis_stats_json(&stats))),
+                        Err(error) => Err((
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [(axum::http::header::RETRY_AFTER, "1")],
+                            error.to_string(),
+                        )),
+                    }
+                }
+            }),
+        );
+
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await?;
+    let addr = listener.local_addr()?;
+    Ok(Server {
+        addr,
+        manager,
+        listener,
+        router,
+        shutdown,
+    })
+}
+
+impl<M> Server<M> {
     /// `http://127.0.0.1:PORT/mcp`.
     pub fn mcp_url(&self) -> String {
         format!("http://{}/mcp", self.addr)

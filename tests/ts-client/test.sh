@@ -33,7 +33,11 @@ npm ci --no-audit --no-fund
 
 logs="$(mktemp -d)"
 server_pid=""
+extra_pids=()
 stop_server() {
+  for pid in "${extra_pids[@]}"; do
+    { kill -KILL "$pid" && wait "$pid"; } 2>/dev/null || true
+  done
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -INT "$server_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -73,5 +77,56 @@ MCP_URL="$url" node --test client.test.mjs || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log ---" >&2
   cat "$logs/stderr" >&2
+  exit "$status"
+fi
+
+# Fleet mode: a private redis-server on a free loopback port (never the
+# machine's own Redis), two instances sharing it.
+need redis-server "Install it: apt-get install redis-server."
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+redis_port="$(free_port)"
+mkdir -p "$logs/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$logs/redis" >"$logs/redis.log" 2>&1 &
+extra_pids+=($!)
+for _ in $(seq 100); do
+  (echo > "/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+start_instance() { # name -> prints its URL
+  "$repo/target/release/examples/mcp_server" --port 0 --max-sessions 3 \
+    --redis "redis://127.0.0.1:$redis_port/" >"$logs/$1.stdout" 2>"$logs/$1.stderr" &
+  extra_pids+=($!)
+}
+wait_url() {
+  local u=""
+  for _ in $(seq 300); do
+    u="$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$logs/$1.stdout" | head -n 1)"
+    [ -n "$u" ] && break
+    sleep 0.1
+  done
+  if [ -z "$u" ]; then
+    echo "error: fleet instance $1 did not start:" >&2
+    cat "$logs/$1.stderr" >&2
+    exit 1
+  fi
+  echo "$u"
+}
+start_instance a
+start_instance b
+url_a="$(wait_url a)"
+url_b="$(wait_url b)"
+echo "    fleet: $url_a and $url_b on redis port $redis_port"
+
+echo "==> node --test fleet.test.mjs"
+MCP_URL_A="$url_a" MCP_URL_B="$url_b" node --test fleet.test.mjs || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- instance a log ---" >&2
+  cat "$logs/a.stderr" >&2
+  echo "--- instance b log ---" >&2
+  cat "$logs/b.stderr" >&2
 fi
 exit "$status"

@@ -65,7 +65,9 @@ use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 /// `idle_timeout` is the one idle limit; set a `SessionConfig` to have
 /// both), there is no external `EventStore` (rmcp's public session API
 /// cannot attach one; in-memory `Last-Event-ID` resumption works), and no
-/// cross-instance `restore_session`.
+/// cross-instance `restore_session`: for a fleet behind a load balancer,
+/// use the Redis-backed manager of `integrations::redis::rmcp` (feature
+/// `redis`), which restores sessions created on other instances.
 ///
 /// # Examples
 ///

@@ -74,8 +74,8 @@ mod error;
 mod layer;
 mod manager;
 mod principal;
-mod response;
-mod scope;
+pub(crate) mod response;
+pub(crate) mod scope;
 mod session;
 
 pub use builder::{DEFAULT_REAPER_INTERVAL, RegistrySessionManagerBuilder};

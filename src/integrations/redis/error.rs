@@ -1,0 +1,101 @@
+//! Errors of the Redis registry, each with its HTTP status.
+
+use std::time::Duration;
+
+use crate::{ConfigError, CreateError, LookupError};
+
+/// Redis could not be reached or did not answer in time: the one error a
+/// fleet adds to the core's. HTTP 503 with `Retry-After: 1`.
+///
+/// Returned within the registry's
+/// [`call_timeout`](super::RedisRegistryBuilder::call_timeout) (default
+/// 1 s), never a hang and never a panic. A call that failed because the
+/// connection dropped is repeated once, within that time, on the
+/// reconnected connection when that is safe (everything but
+/// [`incr_meta`](super::RedisRegistry::incr_meta); a repeated create
+/// recognizes its own session). Nothing about the session is
+/// known: a create that timed out may or may not have happened (if it did,
+/// the session holds a slot until it expires: set an `init_timeout` so such
+/// sessions are reclaimed quickly).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreUnavailable {
+    /// No answer within the call timeout.
+    #[error("the session store did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed (refused, reset, reconnecting, ...).
+    #[error("the session store is unreachable: {0}")]
+    Connection(#[source] redis::RedisError),
+    /// Redis answered with an error (e.g. out of memory, a read-only
+    /// replica) or a reply the registry does not understand.
+    #[error("the session store failed: {0}")]
+    Server(String),
+}
+
+/// An error of a [`RedisRegistry`](super::RedisRegistry) operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The create was refused (rate limited, at capacity under `Reject`,
+    /// id source failure): the core's [`CreateError`], same statuses.
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    /// The session is not there for this caller (malformed id, or unknown,
+    /// closed, evicted, expired, another principal's): 400 / 404.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// Redis is unreachable or too slow: 503 with `Retry-After`.
+    #[error(transparent)]
+    StoreUnavailable(#[from] StoreUnavailable),
+}
+
+impl StoreError {
+    /// The HTTP status: as [`CreateError::http_status`] and
+    /// [`LookupError::http_status`]; 503 when the store is unavailable.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Create(error) => error.http_status(),
+            Self::Lookup(error) => error.http_status(),
+            Self::StoreUnavailable(_) => 503,
+        }
+    }
+
+    /// The `Retry-After` to send, in whole seconds, where a retry can help.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Create(error) => error.retry_after_secs(),
+            Self::Lookup(_) => None,
+            Self::StoreUnavailable(_) => Some(1),
+        }
+    }
+
+    /// `true` for [`StoreError::StoreUnavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::StoreUnavailable(_))
+    }
+
+    /// `true` for a lookup that found nothing ([`LookupError::NotFound`]).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Lookup(LookupError::NotFound))
+    }
+}
+
+/// Why [`RedisRegistryBuilder::connect`](super::RedisRegistryBuilder::connect)
+/// failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisBuildError {
+    /// A setting cannot work (same checks as the in-process registry).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The key prefix is empty or contains `{`, `}` or whitespace (it
+    /// becomes the Redis Cluster hash tag `{prefix}`).
+    #[error("invalid key prefix {0:?}: use 1-64 characters, none of `{{`, `}}` or whitespace")]
+    InvalidPrefix(String),
+    /// The URL is not a Redis URL.
+    #[error("invalid Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    /// The first connection failed.
+    #[error(transparent)]
+    Unavailable(#[from] StoreUnavailable),
+}

@@ -1,0 +1,687 @@
+//! rmcp on Redis (features `redis` + `rmcp`): a [`RedisSessionManager`]
+//! whose sessions live in a [`RedisRegistry`] shared by the fleet, the
+//! [`RedisSessionLayer`] in front of rmcp's `StreamableHttpService`, and
+//! [`RedisSessionStore`], rmcp's `SessionStore` on the same Redis, so a
+//! client initialized on instance A continues on instance B without sticky
+//! routing.
+//!
+//! ```no_run
+//! use std::{sync::Arc, time::Duration};
+//! use mcp_session_core::integrations::redis::RedisRegistry;
+//! use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
+//! use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+//!
+//! # #[derive(Clone, Default)] struct MyServer;
+//! # impl rmcp::ServerHandler for MyServer {}
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = RedisRegistry::builder()
+//!     .max_sessions(10_000)
+//!     .idle_timeout(Duration::from_secs(30 * 60))
+//!     .init_timeout(Duration::from_secs(30))
+//!     .connect("redis://127.0.0.1:6379/")
+//!     .await?;
+//! let manager = Arc::new(RedisSessionManager::new(registry));
+//! let mut config = StreamableHttpServerConfig::default();
+//! config.session_store = Some(manager.session_store()); // cross-instance restore
+//! let mcp = StreamableHttpService::new(|| Ok(MyServer), manager.clone(), config);
+//! let app = axum::Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+//! axum::serve(tokio::net::TcpListener::bind("0.0.0.0:8000").await?, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How a request flows
+//!
+//! 1. [`RedisSessionLayer`] validates `Mcp-Session-Id` in Redis (one
+//!    round trip: validate + touch, with the caller's
+//!    [`SessionPrincipal`]): 400 malformed, 404 not there for this caller,
+//!    503 + `Retry-After` if Redis is unavailable. A `DELETE` closes the
+//!    session in Redis here.
+//! 2. rmcp asks the manager `has_session`: true if this instance hosts the
+//!    session's worker. If not, rmcp loads the session's `initialize`
+//!    parameters from [`RedisSessionStore`], calls
+//!    [`restore_session`](SessionManager::restore_session) (a fresh local
+//!    worker with the same id) and replays the handshake; the client sees
+//!    nothing of it.
+//! 3. The worker handles the message, as with rmcp's own manager.
+//!
+//! Every instance runs a task reading the fleet's close events: when a
+//! session is closed anywhere (evicted by another instance's create,
+//! expired, `DELETE`d through another instance), the instance hosting it
+//! stops its worker within about 250 ms plus a round trip, and its next
+//! request gets 404 from the layer. Every 5 s it also drops the workers of
+//! hosted sessions that vanished from Redis without an event (Redis
+//! restarted without persistence). A reaper task on every instance purges
+//! expired sessions (so their events go out) every
+//! [`reaper_interval`](RedisSessionManager::with_reaper_interval).
+//!
+//! What lives where: ids, principals (digests), deadlines, counters,
+//! metadata and the `initialize` parameters in Redis; the worker (rmcp's
+//! per-session task and its channels) in the instance that last served the
+//! session. Server-side per-session state kept in your `ServerHandler`
+//! value is per instance: keep state that must survive a move in the
+//! session's metadata ([`RedisRegistry::set_meta`] /
+//! [`incr_meta`](RedisRegistry::incr_meta)), as the example server's
+//! `counter` tool does. Open SSE streams are per instance too: a client
+//! whose instance went away reconnects (its `Last-Event-ID` replay is not
+//! carried across instances).
+//!
+//! Stopping an instance does not close its sessions in Redis (only a
+//! `DELETE` or the registry's limits do), so a rolling restart moves
+//! clients to the other instances transparently.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ::rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use ::rmcp::transport::WorkerTransport;
+use ::rmcp::transport::streamable_http_server::session::local::{
+    EventId, LocalSessionWorker, SessionConfig, create_local_session,
+};
+use ::rmcp::transport::streamable_http_server::session::{
+    RestoreOutcome, ServerSseMessage, SessionId as RmcpSessionId, SessionManager, SessionState,
+    SessionStore, SessionStoreError,
+};
+use http::{Method, Request, StatusCode};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{EventsFrom, RedisRegistry, StoreError};
+use crate::integrations::rmcp::response::{self, BoxResponse};
+use crate::integrations::rmcp::scope::{self, Failure};
+use crate::integrations::rmcp::{MCP_SESSION_ID, RmcpSession, SessionPrincipal};
+use crate::{CreateError, LookupError, SessionId};
+
+/// The session-hash field (`r:rmcp_init`) holding the `initialize`
+/// parameters, for restores.
+const INIT_FIELD: &str = "rmcp_init";
+
+/// The error type of [`RedisSessionManager`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisManagerError {
+    /// No open session with this id here for the caller (404).
+    #[error("session not found")]
+    NotFound,
+    /// The registry refused or failed (429 / 503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session was closed before its `initialize` completed (503).
+    #[error("session closed before its initialize handshake completed")]
+    ClosedDuringInitialize,
+    /// The session's worker failed.
+    #[error(transparent)]
+    Session(#[from] ::rmcp::transport::streamable_http_server::session::local::SessionError),
+    /// A malformed `Last-Event-ID`.
+    #[error(transparent)]
+    EventId(#[from] ::rmcp::transport::streamable_http_server::session::local::EventIdParseError),
+}
+
+/// A session this instance hosts: its worker, and whether it was
+/// confirmed in Redis.
+struct Hosted {
+    session: RmcpSession,
+    confirmed: AtomicBool,
+}
+
+type HostedMap = Arc<RwLock<HashMap<String, Arc<Hosted>>>>;
+
+/// rmcp's `SessionManager` on a [`RedisRegistry`]: the fleet shares the
+/// sessions (exact global bound, FIFO, rate limit, expiry, binding); each
+/// instance hosts the workers of the sessions it serves and restores, on
+/// demand, sessions created elsewhere. See the [module docs](self).
+pub struct RedisSessionManager {
+    registry: RedisRegistry,
+    hosted: HostedMap,
+    session_config: SessionConfig,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+fn stop_hosted(hosted: &HostedMap, id: &str) -> bool {
+    let removed = hosted.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+    match removed {
+        Some(entry) => {
+            entry.session.close_worker();
+            true
+        }
+        None => false,
+    }
+}
+
+/// How often a manager checks that the sessions it hosts are still in
+/// Redis.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// Stops the workers of hosted sessions that are no longer in Redis without
+/// a close event (Redis restarted without persistence, or a failover lost
+/// writes): without this they would idle in memory until the instance
+/// stops.
+async fn reconcile(registry: RedisRegistry, hosted: HostedMap) {
+    let mut ticks = tokio::time::interval(RECONCILE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let ids: Vec<SessionId> = hosted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .filter_map(|id| SessionId::parse(id).ok())
+            .collect();
+        for chunk in ids.chunks(1_000) {
+            let Ok(present) = registry.present(chunk).await else {
+                break; // Redis unavailable: try again next tick
+            };
+            for (id, present) in chunk.iter().zip(present) {
+                if !present && stop_hosted(&hosted, &id.to_string()) {
+                    tracing::info!(
+                        target: super::LOG_TARGET,
+                        session_id = %id,
+                        "session gone from Redis without a close event; worker stopped"
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl RedisSessionManager {
+    /// A manager on `registry`, with a reaper every 500 ms and a close-event
+    /// listener. Call inside a tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn new(registry: RedisRegistry) -> Self {
+        Self::with_reaper_interval(registry, Duration::from_millis(500))
+    }
+
+    /// As [`new`](Self::new), purging expired sessions every `interval`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn with_reaper_interval(registry: RedisRegistry, interval: Duration) -> Self {
+        let hosted: HostedMap = Arc::default();
+        let reaper = registry.spawn_reaper(interval);
+        let listener = {
+            let hosted = hosted.clone();
+            let mut events = registry.closed_events(EventsFrom::Now);
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if stop_hosted(&hosted, &event.id.to_string()) {
+                        tracing::info!(
+                            target: super::LOG_TARGET,
+                            session_id = %event.id,
+                            reason = %event.reason,
+                            "session closed"
+                        );
+                    }
+                }
+            })
+        };
+        let reconciler = tokio::spawn(reconcile(registry.clone(), hosted.clone()));
+        let mut session_config = SessionConfig::default();
+        session_config.keep_alive = None;
+        Self {
+            registry,
+            hosted,
+            session_config,
+            tasks: vec![
+                reaper.abort_handle(),
+                listener.abort_handle(),
+                reconciler.abort_handle(),
+            ],
+        }
+    }
+
+    /// rmcp's per-session settings for the workers this instance hosts
+    /// (default: rmcp's `SessionConfig::default()` with `keep_alive: None`;
+    /// the registry's idle timeout is the one idle limit).
+    pub fn with_session_config(mut self, config: SessionConfig) -> Self {
+        self.session_config = config;
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &RedisRegistry {
+        &self.registry
+    }
+
+    /// The layer to put in front of rmcp's `StreamableHttpService`.
+    pub fn layer(&self) -> RedisSessionLayer {
+        RedisSessionLayer {
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// rmcp's `SessionStore` on the same Redis, for
+    /// `StreamableHttpServerConfig::session_store`.
+    pub fn session_store(&self) -> Arc<dyn SessionStore> {
+        Arc::new(RedisSessionStore::new(self.registry.clone()))
+    }
+
+    /// How many sessions this instance hosts a worker for.
+    pub fn hosted_len(&self) -> usize {
+        self.hosted.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// `true` if this instance hosts session `id`'s worker.
+    pub fn hosts(&self, id: &SessionId) -> bool {
+        self.get(&id.to_string()).is_some()
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Hosted>> {
+        self.hosted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn host(&self, id: &str) -> WorkerTransport<LocalSessionWorker> {
+        let (handle, worker) = create_local_session(id.to_owned(), self.session_config.clone());
+        let stop = CancellationToken::new();
+        let entry = Arc::new(Hosted {
+            session: RmcpSession::new(handle, stop.clone()),
+            confirmed: AtomicBool::new(false),
+        });
+        let previous = self
+            .hosted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), entry);
+        if let Some(previous) = previous {
+            previous.session.close_worker();
+        }
+        WorkerTransport::spawn_with_ct(worker, stop)
+    }
+
+    fn find(&self, id: &RmcpSessionId) -> Result<Arc<Hosted>, RedisManagerError> {
+        self.get(id).ok_or_else(|| {
+            scope::record(Failure::NotFound);
+            RedisManagerError::NotFound
+        })
+    }
+
+    async fn settle<T>(
+        &self,
+        id: &RmcpSessionId,
+        hosted: &Hosted,
+        result: Result<T, RedisManagerError>,
+    ) -> Result<T, RedisManagerError> {
+        match result {
+            Ok(value) => {
+                if !hosted.confirmed.swap(true, Ordering::Relaxed)
+                    && let Ok(id) = SessionId::parse(id)
+                {
+                    // Once per session and instance; a failure here only
+                    // leaves the init deadline running.
+                    let _ = self.registry.confirm(&id).await;
+                }
+                Ok(value)
+            }
+            Err(_) if hosted.session.is_worker_closed() => {
+                scope::record(Failure::NotFound);
+                Err(RedisManagerError::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+impl Drop for RedisSessionManager {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessionManager")
+            .field("registry", &self.registry)
+            .field("hosted", &self.hosted_len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn refusal(error: &StoreError) -> Failure {
+    let message = match error {
+        StoreError::Create(CreateError::RateLimited { .. }) => {
+            "Too Many Requests: session creation rate limit reached"
+        }
+        StoreError::Create(CreateError::AtCapacity) => {
+            "Service Unavailable: session capacity reached"
+        }
+        StoreError::StoreUnavailable(_) => "Service Unavailable: the session store is unavailable",
+        _ => "Internal Server Error: could not create a session",
+    };
+    Failure::Refused {
+        status: error.http_status(),
+        retry_after_secs: error.retry_after_secs(),
+        message,
+    }
+}
+
+const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
+    status: 503,
+    retry_after_secs: Some(1),
+    message: "Service Unavailable: the session was closed before its initialize completed",
+};
+
+impl SessionManager for RedisSessionManager {
+    type Error = RedisManagerError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(RmcpSessionId, Self::Transport), Self::Error> {
+        let principal = scope::with_principal(|p| p.map(<[u8]>::to_vec));
+        let created = match self.registry.create(principal.as_deref()).await {
+            Ok(created) => created,
+            Err(error) => {
+                tracing::info!(target: super::LOG_TARGET, %error, "session refused");
+                scope::record(refusal(&error));
+                return Err(error.into());
+            }
+        };
+        for evicted in &created.evicted {
+            stop_hosted(&self.hosted, &evicted.to_string());
+        }
+        let id = created.id.to_string();
+        let transport = self.host(&id);
+        tracing::info!(
+            target: super::LOG_TARGET,
+            session_id = %id,
+            seq = created.seq,
+            bound = principal.is_some(),
+            "session created"
+        );
+        Ok((id.into(), transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &RmcpSessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        let Some(hosted) = self.get(id) else {
+            scope::record(CLOSED_DURING_INITIALIZE);
+            return Err(RedisManagerError::ClosedDuringInitialize);
+        };
+        match hosted.session.handle().initialize(message).await {
+            Ok(response) => Ok(response),
+            Err(_) if hosted.session.is_worker_closed() => {
+                scope::record(CLOSED_DURING_INITIALIZE);
+                Err(RedisManagerError::ClosedDuringInitialize)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn has_session(&self, id: &RmcpSessionId) -> Result<bool, Self::Error> {
+        if self.get(id).is_none() {
+            return Ok(false); // rmcp then tries a restore from the store
+        }
+        if scope::is_active() {
+            return Ok(true); // the layer validated it in Redis just now
+        }
+        let Ok(parsed) = SessionId::parse(id) else {
+            return Ok(false);
+        };
+        match self.registry.lookup(&parsed, None).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Lookup(_)) => {
+                stop_hosted(&self.hosted, id);
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn close_session(&self, id: &RmcpSessionId) -> Result<(), Self::Error> {
+        // Local only: rmcp calls this for a DELETE (which the layer has
+        // already applied in Redis) and whenever a session's service ends
+        // on this instance (e.g. at shutdown), which must not end the
+        // session for the fleet.
+        stop_hosted(&self.hosted, id);
+        Ok(())
+    }
+
+    async fn create_stream(
+        &self,
+        id: &RmcpSessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let hosted = self.find(id)?;
+        let handle = hosted.session.handle();
+        let result = async {
+            let receiver = handle.establish_request_wise_channel().await?;
+            handle
+                .push_message(message, receiver.http_request_id)
+                .await?;
+            Ok(ReceiverStream::new(receiver.inner))
+        }
+        .await;
+        self.settle(id, &hosted, result).await
+    }
+
+    async fn accept_message(
+        &self,
+        id: &RmcpSessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        let hosted = self.find(id)?;
+        let result = hosted
+            .session
+            .handle()
+            .push_message(message, None)
+            .await
+            .map_err(RedisManagerError::from);
+        self.settle(id, &hosted, result).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &RmcpSessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let hosted = self.find(id)?;
+        let result = hosted
+            .session
+            .handle()
+            .establish_common_channel()
+            .await
+            .map(|receiver| ReceiverStream::new(receiver.inner))
+            .map_err(RedisManagerError::from);
+        self.settle(id, &hosted, result).await
+    }
+
+    async fn resume(
+        &self,
+        id: &RmcpSessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let hosted = self.find(id)?;
+        let result = async {
+            let last_event_id: EventId = last_event_id.parse()?;
+            let receiver = hosted.session.handle().resume(last_event_id).await?;
+            Ok(ReceiverStream::new(receiver.inner))
+        }
+        .await;
+        self.settle(id, &hosted, result).await
+    }
+
+    async fn restore_session(
+        &self,
+        id: RmcpSessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        // rmcp calls this after the store's `load` found the session live in
+        // Redis (and the layer checked the caller's principal).
+        if self.get(&id).is_some() {
+            return Ok(RestoreOutcome::AlreadyPresent);
+        }
+        let transport = self.host(&id);
+        tracing::info!(target: super::LOG_TARGET, session_id = %id, "session restored");
+        Ok(RestoreOutcome::Restored(transport))
+    }
+}
+
+/// rmcp's `SessionStore` on a [`RedisRegistry`]: the `initialize`
+/// parameters are a field of the session's Redis hash, so they live and die
+/// with the session (no separate TTL to keep in step).
+///
+/// `load` answers `None` for sessions that are not open (closed, evicted,
+/// expired); `delete` closes the session (rmcp calls it for a `DELETE`).
+#[derive(Clone, Debug)]
+pub struct RedisSessionStore {
+    registry: RedisRegistry,
+}
+
+impl RedisSessionStore {
+    /// A store on `registry`.
+    pub fn new(registry: RedisRegistry) -> Self {
+        Self { registry }
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        let Ok(id) = SessionId::parse(session_id) else {
+            return Ok(None);
+        };
+        match self.registry.get_internal(&id, INIT_FIELD).await {
+            Ok(Some(json)) => Ok(Some(serde_json::from_slice(&json)?)),
+            Ok(None) | Err(StoreError::Lookup(_)) => Ok(None),
+            Err(error) => Err(Box::new(error)),
+        }
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        let id = SessionId::parse(session_id)?;
+        let json = serde_json::to_vec(state)?;
+        self.registry.set_internal(&id, INIT_FIELD, &json).await?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        if let Ok(id) = SessionId::parse(session_id) {
+            self.registry.close(&id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The tower layer for a [`RedisSessionManager`]: validates
+/// `Mcp-Session-Id` in Redis (400 / 404 / 503 with `Retry-After`), closes
+/// the session in Redis on `DELETE`, binds new sessions to the request's
+/// [`SessionPrincipal`], and maps refused creations to 429 / 503 (as
+/// [`SessionLayer`](crate::integrations::rmcp::SessionLayer) does in
+/// process).
+#[derive(Clone, Debug)]
+pub struct RedisSessionLayer {
+    registry: RedisRegistry,
+}
+
+impl RedisSessionLayer {
+    /// Wraps `inner` (rmcp's `StreamableHttpService`).
+    pub fn layer<S>(&self, inner: S) -> RedisSessionService<S> {
+        RedisSessionService {
+            inner,
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for RedisSessionLayer {
+    type Service = RedisSessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RedisSessionLayer::layer(self, inner)
+    }
+}
+
+/// The service [`RedisSessionLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct RedisSessionService<S> {
+    inner: S,
+    registry: RedisRegistry,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+fn unavailable_response() -> BoxResponse {
+    response::for_failure(&Failure::Refused {
+        status: 503,
+        retry_after_secs: Some(1),
+        message: "Service Unavailable: the session store is unavailable",
+    })
+}
+
+impl<S, B> Service<Request<B>> for RedisSessionService<S>
+where
+    S: Service<Request<B>, Response = BoxResponse> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = BoxResponse;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<BoxResponse, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let principal = request.extensions().get::<SessionPrincipal>().cloned();
+        let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
+        let header = values.next().map(|v| v.as_bytes().to_vec());
+        let several = values.next().is_some();
+        let is_delete = request.method() == Method::DELETE;
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let registry = self.registry.clone();
+        Box::pin(async move {
+            if let Some(header) = header {
+                if several {
+                    return Ok(response::malformed_session_id());
+                }
+                let Ok(id) = SessionId::parse_bytes(&header) else {
+                    return Ok(response::malformed_session_id());
+                };
+                let bytes = principal.as_ref().map(SessionPrincipal::as_bytes);
+                match registry.lookup(&id, bytes).await {
+                    Ok(()) => {}
+                    Err(StoreError::Lookup(LookupError::MalformedId(_))) => {
+                        return Ok(response::malformed_session_id());
+                    }
+                    Err(StoreError::Lookup(_)) => return Ok(response::session_not_found()),
+                    Err(_) => return Ok(unavailable_response()),
+                }
+                if is_delete && registry.close(&id).await.is_err() {
+                    return Ok(unavailable_response());
+                }
+            }
+            let (result, failure) =
+                scope::run(principal, async move { inner.call(request).await }).await;
+            let mut response = result?;
+            if let Some(failure) = failure
+                && response.status() == StatusCode::INTERNAL_SERVER_ERROR
+            {
+                return Ok(response::for_failure(&failure));
+            }
+            if is_delete && response.status() == StatusCode::ACCEPTED {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,14 @@
+-- close: ARGV[3] id, ARGV[4] 'confirm' to confirm instead of close.
+-- An expired session closes with its expiry reason and counts as not found.
+-- Returns 1 if the session was live (and is now closed / confirmed), else 0.
+local id, op = ARGV[3], ARGV[4]
+local now = now_ms()
+if not check_live(id, now) then
+  return 0
+end
+if op == 'confirm' then
+  redis.call('ZREM', K_INIT, id)
+  return 1
+end
+remove(id, 'closed')
+return 1

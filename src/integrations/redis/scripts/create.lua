@@ -1,0 +1,64 @@
+-- create: sweep expired, rate limit, bound (evict the oldest or reject), insert.
+-- ARGV[3] id, ARGV[4] principal digest ('' = unbound), ARGV[5] max_sessions,
+-- ARGV[6] evict (1) or reject (0), ARGV[7] idle ms, ARGV[8] lifetime ms,
+-- ARGV[9] init ms (0 = off each), ARGV[10] rate max, ARGV[11] rate window ms
+-- (0 = off).
+-- Returns {'ok', seq, evicted ids...} | {'rate_limited', retry_ms} |
+-- {'full'} | {'collision', seq, same principal (1/0)}.
+local id, digest = ARGV[3], ARGV[4]
+local max_sessions, evict = tonumber(ARGV[5]), ARGV[6] == '1'
+local idle_ms, life_ms, init_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local rate_max, rate_window = tonumber(ARGV[10]), tonumber(ARGV[11])
+
+local now = now_ms()
+sweep(now)
+
+if rate_max > 0 then
+  redis.call('ZREMRANGEBYSCORE', K_RATE, '-inf', now - rate_window)
+  if redis.call('ZCARD', K_RATE) >= rate_max then
+    local oldest = redis.call('ZRANGE', K_RATE, 0, 0, 'WITHSCORES')
+    local retry = tonumber(oldest[2]) + rate_window - now
+    if retry < 1 then retry = 1 end
+    redis.call('HINCRBY', K_STATS, 'rate_limited', 1)
+    return {'rate_limited', retry}
+  end
+end
+
+-- The id is taken. A repeated create (its first reply was lost) finds its
+-- own session here: same id and principal, returned as {'collision', seq, 1}.
+local taken = redis.call('ZSCORE', K_FIFO, id)
+if taken then
+  local same = redis.call('HGET', S_PREFIX .. id, 'p') == digest
+  return {'collision', tonumber(taken), same and 1 or 0}
+end
+if redis.call('EXISTS', S_PREFIX .. id) == 1 then
+  return {'collision', 0, 0}
+end
+
+local reply = {'ok', 0}
+if redis.call('ZCARD', K_FIFO) >= max_sessions then
+  if not evict then
+    redis.call('HINCRBY', K_STATS, 'rejected_full', 1)
+    return {'full'}
+  end
+  -- FIFO: the live session with the smallest creation sequence (more than
+  -- one if max_sessions was lowered).
+  while redis.call('ZCARD', K_FIFO) >= max_sessions do
+    local oldest = redis.call('ZRANGE', K_FIFO, 0, 0)[1]
+    remove(oldest, 'evicted')
+    reply[#reply + 1] = oldest
+  end
+end
+
+local seq = redis.call('INCR', K_SEQ)
+reply[2] = seq
+if rate_max > 0 then
+  redis.call('ZADD', K_RATE, now, seq)
+end
+redis.call('ZADD', K_FIFO, seq, id)
+redis.call('HSET', S_PREFIX .. id, 'p', digest, 'c', now, 'q', seq)
+if idle_ms > 0 then redis.call('ZADD', K_IDLE, now + idle_ms, id) end
+if life_ms > 0 then redis.call('ZADD', K_LIFE, now + life_ms, id) end
+if init_ms > 0 then redis.call('ZADD', K_INIT, now + init_ms, id) end
+redis.call('HINCRBY', K_STATS, 'created', 1)
+return reply

@@ -1,0 +1,924 @@
+//! [`RedisRegistry`]: the registry's semantics on Redis, one round trip per
+//! operation.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value};
+use sha2::{Digest, Sha256};
+
+use super::error::{RedisBuildError, StoreError, StoreUnavailable};
+use super::events::{ClosedEvents, EventsFrom};
+use crate::{ConfigError, CreateError, LookupError, OnFull, SessionId};
+
+/// The default key prefix (the Redis Cluster hash tag is `{mcp-sessions}`).
+pub const DEFAULT_PREFIX: &str = "mcp-sessions";
+/// The default per-call timeout.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default approximate length the close-event stream is trimmed to.
+pub const DEFAULT_EVENTS_MAXLEN: u64 = 100_000;
+
+const COMMON: &str = include_str!("scripts/common.lua");
+
+struct Scripts {
+    create: Script,
+    lookup: Script,
+    close: Script,
+    meta: Script,
+    purge: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let with_common = |body: &str| Script::new(&format!("{COMMON}\n{body}"));
+        Self {
+            create: with_common(include_str!("scripts/create.lua")),
+            lookup: with_common(include_str!("scripts/lookup.lua")),
+            close: with_common(include_str!("scripts/close.lua")),
+            meta: with_common(include_str!("scripts/meta.lua")),
+            purge: with_common(include_str!("scripts/purge.lua")),
+        }
+    }
+}
+
+/// The key names of one registry, all under the hash tag `{prefix}`.
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    /// The eight shared keys, in the scripts' `KEYS` order.
+    shared: [String; 8],
+    /// `{prefix}:s:`, the prefix of the per-session hashes.
+    session_prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        let tag = format!("{{{prefix}}}");
+        let key = |name: &str| format!("{tag}:{name}");
+        Self {
+            shared: [
+                key("fifo"),
+                key("idle"),
+                key("life"),
+                key("init"),
+                key("seq"),
+                key("rate"),
+                key("events"),
+                key("stats"),
+            ],
+            session_prefix: key("s:"),
+        }
+    }
+
+    pub(crate) fn fifo(&self) -> &str {
+        &self.shared[0]
+    }
+
+    pub(crate) fn events(&self) -> &str {
+        &self.shared[6]
+    }
+}
+
+/// Builds a [`RedisRegistry`]; start from [`RedisRegistry::builder`].
+///
+/// Defaults: prefix [`DEFAULT_PREFIX`], `max_sessions` 10,000,
+/// [`OnFull::EvictOldest`], no idle timeout, no max lifetime, no init
+/// timeout, no rate limit, a 1 s call timeout, a close-event stream of
+/// about 100,000 entries.
+///
+/// Every instance of a fleet must use the same settings (they are sent with
+/// each call; an instance with a smaller `max_sessions` would evict down to
+/// its own bound).
+#[derive(Clone, Debug)]
+pub struct RedisRegistryBuilder {
+    prefix: String,
+    max_sessions: usize,
+    on_full: OnFull,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    init_timeout: Option<Duration>,
+    rate_limit: Option<(u64, Duration)>,
+    call_timeout: Duration,
+    events_maxlen: u64,
+}
+
+impl Default for RedisRegistryBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            max_sessions: crate::DEFAULT_MAX_SESSIONS,
+            on_full: OnFull::EvictOldest,
+            idle_timeout: None,
+            max_lifetime: None,
+            init_timeout: None,
+            rate_limit: None,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            events_maxlen: DEFAULT_EVENTS_MAXLEN,
+        }
+    }
+}
+
+/// The checked settings, in the units the scripts take.
+#[derive(Clone, Debug)]
+struct Settings {
+    max_sessions: u64,
+    evict: bool,
+    idle_ms: u64,
+    life_ms: u64,
+    init_ms: u64,
+    rate_max: u64,
+    rate_window_ms: u64,
+    call_timeout: Duration,
+    events_maxlen: u64,
+}
+
+fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
+    match timeout {
+        None => Ok(0),
+        Some(d) if d < Duration::from_millis(1) => Err(ConfigError::ZeroTimeout(name)),
+        Some(d) => Ok(u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4)),
+    }
+}
+
+impl RedisRegistryBuilder {
+    /// The key prefix: every key is `{prefix}:...`, so one registry lives in
+    /// one Redis Cluster slot. Registries with different prefixes are
+    /// independent. 1-64 characters, none of `{`, `}` or whitespace.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most sessions open at once across the fleet (exact).
+    pub fn max_sessions(mut self, max_sessions: usize) -> Self {
+        self.max_sessions = max_sessions;
+        self
+    }
+
+    /// At capacity: evict the globally oldest session, or reject.
+    pub fn on_full(mut self, on_full: OnFull) -> Self {
+        self.on_full = on_full;
+        self
+    }
+
+    /// Close a session no lookup has found for this long (Redis server
+    /// time, millisecond resolution).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Close a session this long after its creation, however active.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Close a session not [confirmed](RedisRegistry::confirm) this long
+    /// after its creation.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = Some(timeout);
+        self
+    }
+
+    /// At most `max` creations across the fleet in any sliding window of
+    /// `window` (exact: one sorted-set entry per grant in the window).
+    pub fn rate_limit(mut self, max: u64, window: Duration) -> Self {
+        self.rate_limit = Some((max, window));
+        self
+    }
+
+    /// The longest one operation may take before it fails with
+    /// [`StoreUnavailable::Timeout`] (default 1 s). Also the connect and
+    /// response timeout of the connection.
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The approximate length the close-event stream is trimmed to
+    /// (`XADD MAXLEN ~`). A subscriber that falls further behind than this
+    /// loses the oldest events it has not read. Default 100,000.
+    pub fn events_maxlen(mut self, maxlen: u64) -> Self {
+        self.events_maxlen = maxlen.max(1);
+        self
+    }
+
+    fn check(&self) -> Result<Settings, RedisBuildError> {
+        let prefix_ok = (1..=64).contains(&self.prefix.len())
+            && !self
+                .prefix
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace());
+        if !prefix_ok {
+            return Err(RedisBuildError::InvalidPrefix(self.prefix.clone()));
+        }
+        if self.max_sessions == 0 {
+            return Err(ConfigError::ZeroCapacity.into());
+        }
+        let (rate_max, rate_window_ms) = match self.rate_limit {
+            None => (0, 0),
+            Some((max, window)) => {
+                if max == 0 || max > 1 << 20 {
+                    return Err(ConfigError::RateLimitOutOfRange(max).into());
+                }
+                if window < Duration::from_millis(1) {
+                    return Err(ConfigError::ZeroRateWindow.into());
+                }
+                (max, timeout_ms("rate_limit window", Some(window))?)
+            }
+        };
+        if self.call_timeout < Duration::from_millis(1) {
+            return Err(ConfigError::ZeroTimeout("call_timeout").into());
+        }
+        Ok(Settings {
+            max_sessions: self.max_sessions as u64,
+            evict: self.on_full == OnFull::EvictOldest,
+            idle_ms: timeout_ms("idle_timeout", self.idle_timeout)?,
+            life_ms: timeout_ms("max_lifetime", self.max_lifetime)?,
+            init_ms: timeout_ms("init_timeout", self.init_timeout)?,
+            rate_max,
+            rate_window_ms,
+            call_timeout: self.call_timeout,
+            events_maxlen: self.events_maxlen,
+        })
+    }
+
+    /// Checks the settings and connects to `url` (`redis://host:port/db`,
+    /// `rediss://...`, `redis+unix:///path`). The connection is redis-rs's
+    /// `ConnectionManager`: multiplexed, and reconnecting by itself after a
+    /// failure. The scripts are loaded on first use (`EVALSHA`, with a
+    /// `SCRIPT LOAD` on `NOSCRIPT`, e.g. after Redis restarted).
+    ///
+    /// # Errors
+    ///
+    /// [`RedisBuildError::Config`] / [`RedisBuildError::InvalidPrefix`] for
+    /// bad settings, [`RedisBuildError::Url`] for a bad URL,
+    /// [`RedisBuildError::Unavailable`] if Redis cannot be reached within
+    /// the call timeout.
+    pub async fn connect(self, url: &str) -> Result<RedisRegistry, RedisBuildError> {
+        let settings = self.check()?;
+        let client = redis::Client::open(url).map_err(RedisBuildError::Url)?;
+        let conn = with_timeout(
+            settings.call_timeout,
+            ConnectionManager::new_with_config(client.clone(), manager_config(&settings)),
+        )
+        .await?;
+        Ok(RedisRegistry {
+            inner: Arc::new(Inner {
+                conn,
+                client,
+                keys: Keys::new(&self.prefix),
+                prefix: self.prefix,
+                settings,
+                scripts: Scripts::new(),
+            }),
+        })
+    }
+}
+
+fn manager_config(settings: &Settings) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.call_timeout))
+        .set_response_timeout(Some(settings.call_timeout))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(200))
+}
+
+/// Runs a Redis call under `timeout`, mapping every failure to
+/// [`StoreUnavailable`].
+async fn with_timeout<T>(
+    timeout: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreUnavailable> {
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(StoreUnavailable::Timeout(timeout)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(unavailable(error)),
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> StoreUnavailable {
+    if error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_unrecoverable_error()
+    {
+        StoreUnavailable::Connection(error)
+    } else {
+        StoreUnavailable::Server(error.to_string())
+    }
+}
+
+fn bad_reply(what: &str, value: &Value) -> StoreUnavailable {
+    StoreUnavailable::Server(format!("unexpected reply to {what}: {value:?}"))
+}
+
+/// The SHA-256 of a principal, as stored and compared in Redis (empty for
+/// none). Comparing digests in Lua (not constant time) leaks at most how
+/// many leading bytes of two SHA-256 digests agree, which says nothing
+/// useful about the principal.
+fn digest(principal: Option<&[u8]>) -> Vec<u8> {
+    match principal {
+        Some(bytes) => Sha256::digest(bytes).to_vec(),
+        None => Vec::new(),
+    }
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    client: redis::Client,
+    keys: Keys,
+    prefix: String,
+    settings: Settings,
+    scripts: Scripts,
+}
+
+/// A distributed session registry on Redis: the semantics of
+/// [`SessionRegistry`](crate::SessionRegistry) for a fleet of instances
+/// sharing one Redis (see the [module docs](super) for the data model).
+///
+/// Every operation is one Redis round trip (one Lua script, atomic on the
+/// server) under a timeout; the values (transports) stay in the instance
+/// that hosts them: the registry holds ids, principals (as SHA-256
+/// digests), deadlines and metadata. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct RedisRegistry {
+    inner: Arc<Inner>,
+}
+
+/// A session [`RedisRegistry::create`] made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// Its id (a CSPRNG UUID v4).
+    pub id: SessionId,
+    /// Its global creation sequence (the FIFO order).
+    pub seq: u64,
+    /// Sessions evicted to make room for it (closed with reason `evicted`;
+    /// their hosts hear of it through the close-event stream).
+    pub evicted: Vec<SessionId>,
+}
+
+/// The registry's counters, as Redis holds them (shared by the fleet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Live sessions (after removing the expired ones).
+    pub live: u64,
+    /// The configured capacity.
+    pub max_sessions: u64,
+    /// Sessions created.
+    pub created: u64,
+    /// Closed by [`RedisRegistry::close`].
+    pub closed: u64,
+    /// Evicted at capacity.
+    pub evicted: u64,
+    /// Expired: idle timeout.
+    pub idle_timeout: u64,
+    /// Expired: max lifetime.
+    pub max_lifetime: u64,
+    /// Expired: init timeout.
+    pub init_timeout: u64,
+    /// Creates refused at capacity (`Reject`).
+    pub rejected_full: u64,
+    /// Creates refused by the rate limit.
+    pub rate_limited: u64,
+}
+
+impl RedisStats {
+    /// Every close, whatever the reason.
+    pub fn closed_total(&self) -> u64 {
+        self.closed + self.evicted + self.idle_timeout + self.max_lifetime + self.init_timeout
+    }
+}
+
+fn int(value: &Value) -> Option<i64> {
+    match value {
+        Value::Int(n) => Some(*n),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        Value::SimpleString(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(value: &Value) -> Option<&str> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
+fn bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(text) => Some(text.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+impl RedisRegistry {
+    /// A builder with the defaults.
+    pub fn builder() -> RedisRegistryBuilder {
+        RedisRegistryBuilder::default()
+    }
+
+    /// The key prefix (the hash tag is `{prefix}`).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The configured capacity.
+    pub fn max_sessions(&self) -> usize {
+        self.inner.settings.max_sessions as usize
+    }
+
+    /// The per-call timeout.
+    pub fn call_timeout(&self) -> Duration {
+        self.inner.settings.call_timeout
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    /// Runs `script` with the shared keys, the two common arguments, then
+    /// `args`, all within one call timeout. With `retry`, a call that failed
+    /// because the connection dropped (e.g. Redis restarted, a failover, an
+    /// idle connection killed) is sent once more on the reconnected
+    /// connection if time remains; only for calls that are safe to repeat.
+    /// Also returns whether it was repeated.
+    async fn run_with(
+        &self,
+        script: &Script,
+        retry: bool,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<(Value, bool), StoreUnavailable> {
+        let inner = &*self.inner;
+        let mut invocation = script.prepare_invoke();
+        for key in &inner.keys.shared {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&inner.keys.session_prefix)
+            .arg(inner.settings.events_maxlen);
+        args(&mut invocation);
+        let timeout = inner.settings.call_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut conn = inner.conn.clone();
+        let first = with_timeout(timeout, invocation.invoke_async::<Value>(&mut conn)).await;
+        match first {
+            Err(StoreUnavailable::Connection(error))
+                if retry && (error.is_connection_dropped() || error.is_io_error()) =>
+            {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(StoreUnavailable::Connection(error));
+                }
+                let mut conn = inner.conn.clone();
+                with_timeout(left, invocation.invoke_async::<Value>(&mut conn))
+                    .await
+                    .map(|value| (value, true))
+                    .map_err(|e| match e {
+                        StoreUnavailable::Timeout(_) => StoreUnavailable::Timeout(timeout),
+                        other => other,
+                    })
+            }
+            other => other.map(|value| (value, false)),
+        }
+    }
+
+    /// [`run_with`](Self::run_with), repeating after a dropped connection.
+    async fn run(
+        &self,
+        script: &Script,
+        args: impl FnOnce(&mut redis::ScriptInvocation<'_>),
+    ) -> Result<Value, StoreUnavailable> {
+        Ok(self.run_with(script, true, args).await?.0)
+    }
+
+    /// Creates a session, bound to `principal` if given: one script that
+    /// removes expired sessions, checks the sliding-window rate limit, then
+    /// the exact global bound (evicting the globally oldest sessions under
+    /// `EvictOldest`, or refusing under `Reject`), and inserts.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Create`] with [`CreateError::RateLimited`] (429),
+    /// [`CreateError::AtCapacity`] (503), [`CreateError::Entropy`] or
+    /// [`CreateError::IdCollision`]; [`StoreError::StoreUnavailable`].
+    pub async fn create(&self, principal: Option<&[u8]>) -> Result<Created, StoreError> {
+        let digest = digest(principal);
+        // 122 random bits: a collision needs a broken id source; retry a few
+        // times all the same, as the core does.
+        for _ in 0..4 {
+            let id = SessionId::random().map_err(CreateError::Entropy)?;
+            let s = &self.inner.settings;
+            // Repeating a create is safe: the same id is sent again, and
+            // if the first attempt did happen the script answers
+            // `collision` for it, which is then our own session.
+            let (reply, repeated) = self
+                .run_with(&self.inner.scripts.create, true, |inv| {
+                    inv.arg(id.to_string())
+                        .arg(digest.as_slice())
+                        .arg(s.max_sessions)
+                        .arg(u8::from(s.evict))
+                        .arg(s.idle_ms)
+                        .arg(s.life_ms)
+                        .arg(s.init_ms)
+                        .arg(s.rate_max)
+                        .arg(s.rate_window_ms);
+                })
+                .await?;
+            let Value::Array(items) = &reply else {
+                return Err(bad_reply("create", &reply).into());
+            };
+            match items.first().and_then(text) {
+                Some("ok") => {
+                    let seq = items.get(1).and_then(int).unwrap_or(0) as u64;
+                    let evicted = items[2..]
+                        .iter()
+                        .filter_map(|v| SessionId::parse(text(v)?).ok())
+                        .collect();
+                    return Ok(Created { id, seq, evicted });
+                }
+                Some("rate_limited") => {
+                    let ms = items.get(1).and_then(int).unwrap_or(1).max(1) as u64;
+                    return Err(CreateError::RateLimited {
+                        retry_after: Duration::from_millis(ms),
+                    }
+                    .into());
+                }
+                Some("full") => return Err(CreateError::AtCapacity.into()),
+                Some("collision") if repeated && items.get(2).and_then(int) == Some(1) => {
+                    // The lost reply's create went through; its evictions,
+                    // if any, reach their hosts through the event stream.
+                    let seq = items.get(1).and_then(int).unwrap_or(0) as u64;
+                    return Ok(Created {
+                        id,
+                        seq,
+                        evicted: Vec::new(),
+                    });
+                }
+                Some("collision") => continue,
+                _ => return Err(bad_reply("create", &reply).into()),
+            }
+        }
+        Err(CreateError::IdCollision.into())
+    }
+
+    /// Finds session `id` for `principal` and refreshes its idle deadline,
+    /// in one call. Unknown, closed, evicted, expired (closed now with its
+    /// expiry reason) and another principal's sessions are all
+    /// [`LookupError::NotFound`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lookup`] (404), [`StoreError::StoreUnavailable`].
+    pub async fn lookup(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<(), StoreError> {
+        let digest = digest(principal);
+        let idle_ms = self.inner.settings.idle_ms;
+        let reply = self
+            .run(&self.inner.scripts.lookup, |inv| {
+                inv.arg(id.to_string()).arg(digest.as_slice()).arg(idle_ms);
+            })
+            .await?;
+        match int(&reply) {
+            Some(1) => Ok(()),
+            Some(0) => Err(LookupError::NotFound.into()),
+            _ => Err(bad_reply("lookup", &reply).into()),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) from the header text: a malformed id is
+    /// [`LookupError::MalformedId`] (400) without a round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup`](Self::lookup), plus the malformed id.
+    pub async fn lookup_str(
+        &self,
+        id: &str,
+        principal: Option<&[u8]>,
+    ) -> Result<SessionId, StoreError> {
+        let id = SessionId::parse(id).map_err(LookupError::from)?;
+        self.lookup(&id, principal).await?;
+        Ok(id)
+    }
+
+    async fn close_op(&self, id: &SessionId, op: &str) -> Result<bool, StoreError> {
+        let reply = self
+            .run(&self.inner.scripts.close, |inv| {
+                inv.arg(id.to_string()).arg(op);
+            })
+            .await?;
+        match int(&reply) {
+            Some(n) => Ok(n == 1),
+            None => Err(bad_reply("close", &reply).into()),
+        }
+    }
+
+    /// Closes session `id` (reason `closed`; an expired one closes with its
+    /// expiry reason and counts as not found). Idempotent: `Ok(false)` if
+    /// it was not open. Its close event reaches every subscriber.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn close(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.close_op(id, "close").await
+    }
+
+    /// Confirms session `id` (its `initialize` handshake completed): the
+    /// init timeout no longer applies.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lookup`] if it is not open, [`StoreError::StoreUnavailable`].
+    pub async fn confirm(&self, id: &SessionId) -> Result<(), StoreError> {
+        if self.close_op(id, "confirm").await? {
+            Ok(())
+        } else {
+            Err(LookupError::NotFound.into())
+        }
+    }
+
+    async fn meta(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        op: &str,
+        args: &[&[u8]],
+    ) -> Result<Value, StoreError> {
+        let digest = digest(principal);
+        // `incr` is not safe to repeat (it would count twice).
+        let (reply, _) = self
+            .run_with(&self.inner.scripts.meta, op != "incr", |inv| {
+                inv.arg(id.to_string()).arg(digest.as_slice()).arg(op);
+                for arg in args {
+                    inv.arg(*arg);
+                }
+            })
+            .await?;
+        match reply {
+            Value::Nil => Err(LookupError::NotFound.into()),
+            reply => Ok(reply),
+        }
+    }
+
+    /// Sets metadata fields of session `id`, **merging**: only the named
+    /// fields are written (`HSET`), so instances updating different fields
+    /// concurrently all keep their writes. Does not refresh the idle
+    /// deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lookup`] if the session is not there for `principal`,
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn set_meta(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        fields: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
+        let mut args: Vec<&[u8]> = Vec::with_capacity(fields.len() * 2);
+        for (name, value) in fields {
+            args.push(name.as_bytes());
+            args.push(value);
+        }
+        self.meta(id, principal, "set", &args).await.map(drop)
+    }
+
+    /// All metadata fields of session `id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_meta`](Self::set_meta).
+    pub async fn get_meta(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+    ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        let reply = self.meta(id, principal, "get", &[]).await?;
+        let Value::Array(items) = &reply else {
+            return Err(bad_reply("get_meta", &reply).into());
+        };
+        let mut out = HashMap::with_capacity(items.len() / 2);
+        for pair in items.chunks_exact(2) {
+            if let (Some(name), Some(value)) = (text(&pair[0]), bytes(&pair[1])) {
+                out.insert(name.to_owned(), value);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds `by` to the integer metadata field `name` (0 if unset), atomically
+    /// (`HINCRBY`); returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_meta`](Self::set_meta); a field holding a non-integer is
+    /// [`StoreUnavailable::Server`].
+    pub async fn incr_meta(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        name: &str,
+        by: i64,
+    ) -> Result<i64, StoreError> {
+        let by = by.to_string();
+        let reply = self
+            .meta(id, principal, "incr", &[name.as_bytes(), by.as_bytes()])
+            .await?;
+        int(&reply).ok_or_else(|| bad_reply("incr_meta", &reply).into())
+    }
+
+    /// Removes metadata fields of session `id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_meta`](Self::set_meta).
+    pub async fn del_meta(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+        names: &[&str],
+    ) -> Result<(), StoreError> {
+        let args: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        self.meta(id, principal, "del", &args).await.map(drop)
+    }
+
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    /// Internal per-session field (not metadata, no principal check): the
+    /// rmcp session store keeps the `initialize` parameters here.
+    pub(crate) async fn set_internal(
+        &self,
+        id: &SessionId,
+        name: &str,
+        value: &[u8],
+    ) -> Result<(), StoreError> {
+        self.meta(id, None, "rset", &[name.as_bytes(), value])
+            .await
+            .map(drop)
+    }
+
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    /// See [`set_internal`](Self::set_internal); `Ok(None)` if the session
+    /// is open but the field unset.
+    pub(crate) async fn get_internal(
+        &self,
+        id: &SessionId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let reply = self.meta(id, None, "rget", &[name.as_bytes()]).await?;
+        match &reply {
+            Value::Array(items) => Ok(items.first().and_then(bytes)),
+            _ => Err(bad_reply("get_internal", &reply).into()),
+        }
+    }
+
+    async fn purge_op(&self, with_stats: bool) -> Result<(u64, RedisStats), StoreError> {
+        let reply = self
+            .run(&self.inner.scripts.purge, |inv| {
+                inv.arg(if with_stats { "stats" } else { "" });
+            })
+            .await?;
+        let Value::Array(items) = &reply else {
+            return Err(bad_reply("purge", &reply).into());
+        };
+        let removed = items.first().and_then(int).unwrap_or(0) as u64;
+        let mut stats = RedisStats {
+            live: items.get(1).and_then(int).unwrap_or(0) as u64,
+            max_sessions: self.inner.settings.max_sessions,
+            ..RedisStats::default()
+        };
+        for pair in items.get(2..).unwrap_or_default().chunks_exact(2) {
+            let n = int(&pair[1]).unwrap_or(0) as u64;
+            match text(&pair[0]) {
+                Some("created") => stats.created = n,
+                Some("closed") => stats.closed = n,
+                Some("evicted") => stats.evicted = n,
+                Some("idle_timeout") => stats.idle_timeout = n,
+                Some("max_lifetime") => stats.max_lifetime = n,
+                Some("init_timeout") => stats.init_timeout = n,
+                Some("rejected_full") => stats.rejected_full = n,
+                Some("rate_limited") => stats.rate_limited = n,
+                _ => {}
+            }
+        }
+        Ok((removed, stats))
+    }
+
+    /// Removes every expired session now (each closes with its expiry
+    /// reason and emits its close event); returns how many. Creates do this
+    /// too, before they compare the count to the bound; a
+    /// [reaper](Self::spawn_reaper) does it on an interval so that hosts
+    /// hear of expiries promptly.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(self.purge_op(false).await?.0)
+    }
+
+    /// The live count (exact: expired sessions are removed first).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn len(&self) -> Result<u64, StoreError> {
+        Ok(self.purge_op(false).await?.1.live)
+    }
+
+    /// `true` if no session is live.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// The fleet's counters.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn stats(&self) -> Result<RedisStats, StoreError> {
+        Ok(self.purge_op(true).await?.1)
+    }
+
+    /// For each of `ids`, whether it is still in the registry (one round
+    /// trip: a pipeline of `ZSCORE`s, no touch, no principal check). For
+    /// hosts reconciling the sessions they serve after Redis lost data
+    /// (e.g. restarted without persistence), which emits no close events.
+    /// A session past its deadline but not yet purged counts as present.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn present(&self, ids: &[SessionId]) -> Result<Vec<bool>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("ZSCORE")
+                .arg(self.inner.keys.fifo())
+                .arg(id.to_string());
+        }
+        let mut conn = self.inner.conn.clone();
+        let scores: Vec<Option<f64>> = with_timeout(
+            self.inner.settings.call_timeout,
+            pipe.query_async(&mut conn),
+        )
+        .await?;
+        Ok(scores.into_iter().map(|score| score.is_some()).collect())
+    }
+
+    /// Spawns a task on the current tokio runtime that calls
+    /// [`purge_expired`](Self::purge_expired) every `interval` (errors are
+    /// logged and retried on the next tick). Every instance may run one;
+    /// the work is idempotent. Abort the returned handle to stop it.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn`).
+    pub fn spawn_reaper(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = registry.purge_expired().await {
+                    tracing::debug!(target: super::LOG_TARGET, %error, "purge failed");
+                }
+            }
+        })
+    }
+
+    /// Subscribes to the fleet's close events (see [`ClosedEvents`]).
+    pub fn closed_events(&self, from: EventsFrom) -> ClosedEvents {
+        ClosedEvents::spawn(self.clone(), from)
+    }
+}
+
+impl fmt::Debug for RedisRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRegistry")
+            .field("prefix", &self.inner.prefix)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,168 @@
+//! Fleet mode end to end: two instances of the example MCP server
+//! (`examples/mcp_server/app.rs` with `--redis URL`) on different ports
+//! share one private `redis-server`. A client initialized on A continues on
+//! B with the same session id and its per-session state intact; a session
+//! evicted through B is closed on A, which answers 404; a DELETE through
+//! one instance stops the worker on the other; Redis down is 503 with
+//! Retry-After, and sessions Redis lost are dropped by their hosts.
+
+mod redis_support;
+mod rmcp_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use mcp_session_core::SessionId;
+use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
+use redis_support::RedisServer;
+use rmcp_support::{RawClient, app, eventually};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+struct Instance {
+    addr: SocketAddr,
+    manager: Arc<RedisSessionManager>,
+    shutdown: CancellationToken,
+}
+
+impl Instance {
+    async fn start(redis: &RedisServer, flags: &[&str]) -> Self {
+        let url = redis.url();
+        let argv = ["mcp_server", "--port", "0", "--redis", &url]
+            .into_iter()
+            .chain(flags.iter().copied());
+        let args = app::Args::try_parse_from(argv).expect("valid flags");
+        let server = app::bind_redis(&args, &url).await.expect("server binds");
+        let instance = Self {
+            addr: server.addr,
+            manager: server.manager.clone(),
+            shutdown: server.shutdown_token(),
+        };
+        tokio::spawn(server.run());
+        instance
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    fn hosts(&self, id: &str) -> bool {
+        self.manager.hosts(&SessionId::parse(id).unwrap())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_instances_and_closes_everywhere() {
+    let mut redis = RedisServer::start();
+    let a = Instance::start(&redis, &["--max-sessions", "3"]).await;
+    let b = Instance::start(&redis, &["--max-sessions", "3"]).await;
+
+    // Initialize on A; its counter lives in the session's Redis metadata.
+    let mut client = RawClient::new(&a.url());
+    assert_eq!(client.initialize().await.status, 200);
+    let id = client.session.clone().unwrap();
+    assert_eq!(client.counter().await.unwrap(), 1);
+    assert_eq!(client.counter().await.unwrap(), 2);
+    assert!(a.hosts(&id) && !b.hosts(&id));
+
+    // The same session on B, no re-initialize: rmcp restores it from the
+    // Redis session store, and the state is intact.
+    client.url = b.url();
+    assert_eq!(client.counter().await.unwrap(), 3);
+    assert_eq!(
+        client
+            .call_tool("echo", json!({"text": "hi from B"}))
+            .await
+            .unwrap(),
+        "hi from B"
+    );
+    assert!(b.hosts(&id));
+    assert_eq!(client.session.as_deref(), Some(id.as_str()));
+    // And back on A.
+    client.url = a.url();
+    assert_eq!(client.counter().await.unwrap(), 4);
+
+    // Evict it through B: three new sessions there, max 3 across the fleet.
+    for _ in 0..3 {
+        let mut other = RawClient::new(&b.url());
+        assert_eq!(other.initialize().await.status, 200);
+    }
+    // A hears of the eviction (the close-event stream) within a second...
+    assert!(
+        eventually(Duration::from_secs(1), async || !a.hosts(&id)).await,
+        "A stopped the evicted session's worker within 1 s"
+    );
+    assert!(!b.hosts(&id));
+    // ... and answers 404, as B does.
+    let reply = client.counter().await.unwrap_err();
+    assert_eq!(reply.status, 404, "{reply:?}");
+    client.url = b.url();
+    assert_eq!(client.counter().await.unwrap_err().status, 404);
+    let stats: serde_json::Value = reqwest::get(format!("http://{}/stats", a.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats["live"].as_u64(), stats["evicted"].as_u64()),
+        (Some(3), Some(1))
+    );
+
+    // A DELETE through A of a session hosted by B stops B's worker.
+    let mut moved = RawClient::new(&b.url());
+    assert_eq!(moved.initialize().await.status, 200);
+    let moved_id = moved.session.clone().unwrap();
+    assert!(b.hosts(&moved_id));
+    moved.url = a.url();
+    assert_eq!(moved.delete().await.status, 204);
+    assert!(eventually(Duration::from_secs(1), async || !b.hosts(&moved_id)).await);
+    moved.url = b.url();
+    assert_eq!(moved.counter().await.unwrap_err().status, 404);
+
+    // Redis down: 503 with Retry-After, promptly, on both paths.
+    let mut live = RawClient::new(&a.url());
+    assert_eq!(live.initialize().await.status, 200);
+    redis.kill();
+    let start = std::time::Instant::now();
+    let reply = live.counter().await.unwrap_err();
+    assert_eq!(
+        (reply.status, reply.retry_after()),
+        (503, Some(1)),
+        "{reply:?}"
+    );
+    let mut fresh = RawClient::new(&b.url());
+    let reply = fresh.initialize().await;
+    assert_eq!(
+        (reply.status, reply.retry_after()),
+        (503, Some(1)),
+        "{reply:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(4));
+    // Back up (empty: no persistence): the old session is gone (404), new
+    // ones work.
+    redis.restart();
+    assert!(
+        eventually(Duration::from_secs(5), async || {
+            let mut c = RawClient::new(&a.url());
+            c.initialize().await.status == 200
+        })
+        .await
+    );
+    assert_eq!(live.counter().await.unwrap_err().status, 404);
+    // Redis lost the session without a close event: A drops its worker at
+    // its next reconciliation (every 5 s).
+    let live_id = live.session.clone().unwrap();
+    assert!(
+        eventually(Duration::from_secs(7), async || !a.hosts(&live_id)).await,
+        "A dropped the worker of a session Redis lost"
+    );
+}
