@@ -74,6 +74,8 @@ mod sync;
 #[path = "core/admission.rs"]
 pub mod admission;
 
+// The Rust API is not part of the C header (`ffi` is):
+/// cbindgen:ignore
 #[cfg(not(mcp_session_core_loom))]
 mod core;
 
