@@ -144,6 +144,9 @@ pub struct Machine {
     pub load_start: String,
     /// Load average when the run ended.
     pub load_end: String,
+    /// The 1-minute load average sampled every 5 s during the run: min,
+    /// mean, max.
+    pub load_during: (f64, f64, f64),
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
@@ -183,20 +186,41 @@ impl Machine {
             os,
             load_start: load_average(),
             load_end: String::new(),
+            load_during: (0.0, 0.0, 0.0),
         }
     }
 }
 
+/// Samples the 1-minute load average every 5 s on a background thread.
+fn sample_load() -> std::sync::Arc<std::sync::Mutex<Vec<f64>>> {
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = samples.clone();
+    std::thread::spawn(move || {
+        loop {
+            if let Some(one) = read_trimmed("/proc/loadavg")
+                .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+            {
+                samples.lock().unwrap().push(one);
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    });
+    out
+}
+
 fn main() {
     let started = Instant::now();
+    let load = sample_load();
     let settings = Settings::from_env();
     let mut machine = Machine::now(settings.cores);
     // `cargo bench` passes `--bench`; without it (e.g. `cargo test
-    // --benches`) criterion only smoke-tests each bench once, and no report
-    // is written.
-    // `--profile-time` (criterion's profiler mode) measures nothing either.
-    let benchmarking = std::env::args().any(|a| a == "--bench")
-        && !std::env::args().any(|a| a.starts_with("--profile-time"));
+    // --benches`), or with criterion's `--test`, `--list` or
+    // `--profile-time`, nothing is measured and no report is written.
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking = args.iter().any(|a| a == "--bench")
+        && !args
+            .iter()
+            .any(|a| a == "--test" || a == "--list" || a.starts_with("--profile-time"));
     let mut c = settings.criterion();
 
     let timings = workloads::run_all(&mut c, &settings);
@@ -222,6 +246,14 @@ fn main() {
     phases.push(("exactness".into(), phase.elapsed().as_secs_f64()));
 
     machine.load_end = load_average();
+    {
+        let load = load.lock().unwrap();
+        if !load.is_empty() {
+            let min = load.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = load.iter().copied().fold(0.0, f64::max);
+            machine.load_during = (min, load.iter().sum::<f64>() / load.len() as f64, max);
+        }
+    }
     let cells = report::cells(&timings);
     let targets = report::targets(&settings, &cells, &memory, &exactness);
     let report = report::Report {

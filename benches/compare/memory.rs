@@ -118,9 +118,18 @@ impl Visitor for Measure<'_> {
         // The keys the caller keeps are not the store's: drop them, let
         // spawned workers (rmcp) end and deferred maintenance (moka) run.
         drop(keys);
-        driver.idle(25);
         driver.run(peer.settle());
-        driver.idle(5);
+        // Until the count is stable (rmcp's ended workers are freed as
+        // their tasks run).
+        let mut last = live_bytes();
+        for _ in 0..200 {
+            driver.idle(5);
+            let now = live_bytes();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
         let bytes = live_bytes() - before;
         let live = driver.run(peer.live());
         let note = match P::NAME {

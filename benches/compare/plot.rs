@@ -84,7 +84,9 @@ pub fn draw(
         let mut chart =
             builder.build_cartesian_2d(0f64..threads.len() as f64, (lo..hi).log_scale())?;
         let mut mesh = chart.configure_mesh();
-        mesh.disable_x_mesh().disable_x_axis();
+        mesh.disable_x_mesh()
+            .disable_x_axis()
+            .light_line_style(WHITE);
         if text {
             mesh.y_label_formatter(&|v| {
                 if *v >= 1.0 {

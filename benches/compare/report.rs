@@ -267,7 +267,9 @@ fn markdown(report: &Report) -> String {
     let _ = writeln!(md, "# mcp-session-core against its peers\n");
     let _ = writeln!(
         md,
-        "Machine: {} ({} cores, `nproc` = {}), {}. Load average {} at start, {} at end. \
+        "Machine: {} ({} cores, `nproc` = {}), {}. Load average {} at start, {} at end; 1-minute load during the run \
+         {:.1} min / {:.1} mean / {:.1} max (other work on the machine competes for its \
+         cores: multi-thread figures suffer most). \
          Mode: {}; {:.0} s for the whole run ({}).\n",
         m.cpu_model,
         m.cores,
@@ -275,6 +277,9 @@ fn markdown(report: &Report) -> String {
         m.os,
         m.load_start,
         m.load_end,
+        m.load_during.0,
+        m.load_during.1,
+        m.load_during.2,
         if s.quick {
             "quick (MSC_BENCH_QUICK=1)"
         } else {
