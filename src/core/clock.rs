@@ -138,3 +138,28 @@ impl Clock for ManualClock {
 pub(crate) fn duration_to_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+/// The registry's clock: the default [`SystemClock`] called directly (no
+/// virtual call on the lookup path), or any other [`Clock`].
+#[derive(Clone)]
+pub(crate) enum RegistryClock {
+    System(SystemClock),
+    Custom(std::sync::Arc<dyn Clock>),
+}
+
+impl RegistryClock {
+    #[inline]
+    pub(crate) fn now_ms(&self) -> u64 {
+        match self {
+            Self::System(clock) => clock.now_ms(),
+            Self::Custom(clock) => clock.now_ms(),
+        }
+    }
+
+    pub(crate) fn resolution_ms(&self) -> u64 {
+        match self {
+            Self::System(clock) => clock.resolution_ms(),
+            Self::Custom(clock) => clock.resolution_ms(),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::OnFull;
-use super::clock::{Clock, SystemClock, duration_to_ms};
+use super::clock::{Clock, RegistryClock, SystemClock, duration_to_ms};
 use super::events::{CloseCallback, ClosedSession};
 use super::id::SessionId;
 use super::rate_limit::MAX_RATE_LIMIT;
@@ -91,7 +91,7 @@ pub struct RegistryBuilder<V> {
 pub(crate) struct Checked {
     pub(crate) timeouts: Timeouts,
     pub(crate) rate_limit: Option<(usize, u64)>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: RegistryClock,
     pub(crate) id_source: IdSource,
 }
 
@@ -229,10 +229,10 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
             Some(0) => Err(ConfigError::ZeroTimeout(name)),
             other => Ok(other),
         };
-        let clock = self
-            .clock
-            .take()
-            .unwrap_or_else(|| Arc::new(SystemClock::new()));
+        let clock = match self.clock.take() {
+            Some(custom) => RegistryClock::Custom(custom),
+            None => RegistryClock::System(SystemClock::new()),
+        };
         let margin_ms = clock.resolution_ms();
         let timeouts = Timeouts {
             idle_ms: ms(self.idle_timeout, "idle_timeout")?,

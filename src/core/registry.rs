@@ -9,7 +9,7 @@ use std::time::Duration;
 use scc::Guard;
 
 use super::admission::{self, Capacity, OnFull, Refused};
-use super::clock::Clock;
+use super::clock::RegistryClock;
 use super::config::{Checked, IdSource, RegistryBuilder};
 use super::entry::{Entry, Session};
 use super::error::{CreateError, LookupError};
@@ -76,7 +76,7 @@ pub(crate) struct Inner<V> {
     on_full: OnFull,
     timeouts: Timeouts,
     limiter: Option<RateLimiter>,
-    clock: Arc<dyn Clock>,
+    clock: RegistryClock,
     id_source: IdSource,
     next_seq: AtomicU64,
     next_sweep_ms: AtomicU64,

@@ -24,6 +24,7 @@ impl Timeouts {
     /// Why `entry` has expired at `now_ms`, if it has. A session expires
     /// when `now_ms - since >= timeout + margin`; if several deadlines have
     /// passed, the one that passed first is the reason.
+    #[inline]
     pub(crate) fn expiry<V>(&self, entry: &Entry<V>, now_ms: u64) -> Option<CloseReason> {
         self.first_deadline(entry)
             .filter(|&(deadline, _)| deadline <= now_ms)
@@ -34,6 +35,7 @@ impl Timeouts {
     /// close with then; `None` if no timeout applies to it. Deadlines only
     /// move later (a lookup refreshes activity, a confirm drops the init
     /// deadline), so this is a lower bound on when it can expire.
+    #[inline]
     pub(crate) fn first_deadline<V>(&self, entry: &Entry<V>) -> Option<(u64, CloseReason)> {
         let after =
             |since: u64, timeout: u64| since.saturating_add(timeout).saturating_add(self.margin_ms);
