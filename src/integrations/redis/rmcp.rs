@@ -372,12 +372,6 @@ fn refusal(error: &StoreError) -> Failure {
     }
 }
 
-const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
-    status: 503,
-    retry_after_secs: Some(1),
-    message: "Service Unavailable: the session was closed before its initialize completed",
-};
-
 impl SessionManager for RedisSessionManager {
     type Error = RedisManagerError;
     type Transport = WorkerTransport<LocalSessionWorker>;
@@ -413,13 +407,13 @@ impl SessionManager for RedisSessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         let Some(hosted) = self.get(id) else {
-            scope::record(CLOSED_DURING_INITIALIZE);
+            scope::record(scope::CLOSED_DURING_INITIALIZE);
             return Err(RedisManagerError::ClosedDuringInitialize);
         };
         match hosted.session.handle().initialize(message).await {
             Ok(response) => Ok(response),
             Err(_) if hosted.session.is_worker_closed() => {
-                scope::record(CLOSED_DURING_INITIALIZE);
+                scope::record(scope::CLOSED_DURING_INITIALIZE);
                 Err(RedisManagerError::ClosedDuringInitialize)
             }
             Err(error) => Err(error.into()),

@@ -200,12 +200,6 @@ fn refusal(error: &CreateError) -> Failure {
     }
 }
 
-const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
-    status: 503,
-    retry_after_secs: Some(1),
-    message: "Service Unavailable: the session was closed before its initialize completed",
-};
-
 impl SessionManager for RegistrySessionManager {
     type Error = ManagerError;
     type Transport = WorkerTransport<LocalSessionWorker>;
@@ -254,13 +248,13 @@ impl SessionManager for RegistrySessionManager {
         // Called right after `create_session`, in the same request: a miss
         // means the new session was evicted (or expired) already.
         let Some(session) = self.lookup(id) else {
-            scope::record(CLOSED_DURING_INITIALIZE);
+            scope::record(scope::CLOSED_DURING_INITIALIZE);
             return Err(ManagerError::ClosedDuringInitialize);
         };
         match session.handle().initialize(message).await {
             Ok(response) => Ok(response),
             Err(_) if !session.is_open() => {
-                scope::record(CLOSED_DURING_INITIALIZE);
+                scope::record(scope::CLOSED_DURING_INITIALIZE);
                 Err(ManagerError::ClosedDuringInitialize)
             }
             Err(error) => Err(error.into()),

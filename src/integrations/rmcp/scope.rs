@@ -49,6 +49,14 @@ pub(crate) enum Failure {
     NotFound,
 }
 
+/// A session evicted or expired between its creation and the end of its
+/// own `initialize`: the client should simply retry.
+pub(crate) const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
+    status: 503,
+    retry_after_secs: Some(1),
+    message: "Service Unavailable: the session was closed before its initialize completed",
+};
+
 /// Runs `future` with `principal` visible to the manager; returns its output
 /// and the failure the manager recorded, if any.
 pub(crate) async fn run<F: Future>(
