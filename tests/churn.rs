@@ -18,8 +18,11 @@ struct CountingAlloc;
 
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 
+// SAFETY: every method forwards to `System`, which upholds
+// `GlobalAlloc`'s contract; the bookkeeping never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
@@ -27,6 +30,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
@@ -34,6 +38,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         p
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
@@ -41,6 +46,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) };
         LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
     }

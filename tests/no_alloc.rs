@@ -30,20 +30,26 @@ fn note_allocation() {
     });
 }
 
+// SAFETY: every method forwards to `System`, which upholds
+// `GlobalAlloc`'s contract; the bookkeeping never allocates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_allocation();
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note_allocation();
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         note_allocation();
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's `GlobalAlloc` contract, forwarded unchanged.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
