@@ -6,7 +6,7 @@ use super::panic::ffi_boundary;
 use super::registry::{MSC_SESSION_ID_LEN, msc_registry, registry_ref};
 use super::status::msc_status;
 use super::util::{read_id, read_principal, read_principal_bytes, write_id};
-use crate::CreateError;
+use crate::{CreateError, SessionId};
 
 /// Creates a session holding `tag`, bound to `principal` if it is not NULL
 /// (then only `msc_session_get` calls presenting the same principal find
@@ -192,27 +192,53 @@ unsafe fn get(
     out_tag: *mut u64,
 ) -> msc_status {
     // SAFETY: forwarded caller contract.
-    let Some(registry) = (unsafe { registry_ref(registry) }) else {
-        return msc_status::MSC_ERR_NULL_ARGUMENT;
-    };
-    if id.is_null() {
-        return msc_status::MSC_ERR_NULL_ARGUMENT;
-    }
-    // SAFETY: non-NULL and NUL-terminated (or 37 readable bytes).
-    let id = match unsafe { read_id(id) } {
-        Ok(id) => id,
+    let (registry, id) = match unsafe { registry_and_id(registry, id) } {
+        Ok(args) => args,
         Err(status) => return status,
     };
     match registry.inner.with_session(&id, principal, |tag| *tag) {
-        Ok(tag) => {
-            if !out_tag.is_null() {
-                // SAFETY: non-NULL and writable by the caller's contract.
-                unsafe { out_tag.write(tag) };
-            }
-            msc_status::MSC_OK
-        }
+        // SAFETY: forwarded caller contract (NULL or writable).
+        Ok(tag) => unsafe { write_optional(out_tag, tag) },
         Err(err) => err.into(),
     }
+}
+
+/// The registry and the parsed id of a call that takes both.
+///
+/// # Errors
+///
+/// `MSC_ERR_NULL_ARGUMENT` if either pointer is NULL; `MSC_ERR_MALFORMED_ID`
+/// if the id is not a canonical session id.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated (or readable
+/// for 37 bytes).
+unsafe fn registry_and_id<'a>(
+    registry: *const msc_registry,
+    id: *const c_char,
+) -> Result<(&'a msc_registry, SessionId), msc_status> {
+    // SAFETY: forwarded caller contract.
+    let registry = unsafe { registry_ref(registry) }.ok_or(msc_status::MSC_ERR_NULL_ARGUMENT)?;
+    if id.is_null() {
+        return Err(msc_status::MSC_ERR_NULL_ARGUMENT);
+    }
+    // SAFETY: non-NULL, and NUL-terminated or 37 readable bytes by contract.
+    let id = unsafe { read_id(id) }?;
+    Ok((registry, id))
+}
+
+/// Writes `value` to `out` unless `out` is NULL; returns `MSC_OK`.
+///
+/// # Safety
+///
+/// `out` is NULL or writable.
+unsafe fn write_optional(out: *mut u64, value: u64) -> msc_status {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { out.write(value) };
+    }
+    msc_status::MSC_OK
 }
 
 /// Confirms a pending session once its `initialize` handshake completed, so
@@ -232,15 +258,8 @@ pub unsafe extern "C" fn msc_session_confirm(
 ) -> msc_status {
     ffi_boundary(|| {
         // SAFETY: forwarded caller contract.
-        let Some(registry) = (unsafe { registry_ref(registry) }) else {
-            return msc_status::MSC_ERR_NULL_ARGUMENT;
-        };
-        if id.is_null() {
-            return msc_status::MSC_ERR_NULL_ARGUMENT;
-        }
-        // SAFETY: non-NULL and NUL-terminated by contract.
-        match unsafe { read_id(id) } {
-            Ok(id) => match registry.inner.confirm(&id) {
+        match unsafe { registry_and_id(registry, id) } {
+            Ok((registry, id)) => match registry.inner.confirm(&id) {
                 Ok(()) => msc_status::MSC_OK,
                 Err(err) => err.into(),
             },
@@ -271,25 +290,13 @@ pub unsafe extern "C" fn msc_session_close(
 ) -> msc_status {
     ffi_boundary(|| {
         // SAFETY: forwarded caller contract.
-        let Some(registry) = (unsafe { registry_ref(registry) }) else {
-            return msc_status::MSC_ERR_NULL_ARGUMENT;
-        };
-        if id.is_null() {
-            return msc_status::MSC_ERR_NULL_ARGUMENT;
-        }
-        // SAFETY: non-NULL and NUL-terminated by contract.
-        let id = match unsafe { read_id(id) } {
-            Ok(id) => id,
+        let (registry, id) = match unsafe { registry_and_id(registry, id) } {
+            Ok(args) => args,
             Err(status) => return status,
         };
         match registry.inner.close(&id) {
-            Some(session) => {
-                if !out_tag.is_null() {
-                    // SAFETY: non-NULL and writable by contract.
-                    unsafe { out_tag.write(*session) };
-                }
-                msc_status::MSC_OK
-            }
+            // SAFETY: forwarded caller contract (NULL or writable).
+            Some(session) => unsafe { write_optional(out_tag, *session) },
             None => msc_status::MSC_ERR_NOT_FOUND,
         }
     })
