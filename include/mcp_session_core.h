@@ -7,6 +7,19 @@
  * written only on MSC_OK; strings passed in are borrowed for the call only;
  * strings returned are static. The library owns an msc_registry from
  * msc_registry_new until msc_registry_free.
+ *
+ * Exceptions to thread safety: msc_registry_free must not race any other
+ * call on that registry; one msc_options is used by one thread at a time.
+ *
+ * ABI stability: status and reason numbers are only appended; msc_config
+ * and msc_stats are frozen (new settings come as msc_options_set_*
+ * functions), so a host built against an older header keeps working.
+ *
+ * Close events: every session that ends is queued with its tag for
+ * msc_registry_drain_closed; before msc_registry_free, call
+ * msc_registry_shutdown (and drain) until no session remains. A full queue
+ * drops an event and counts it in msc_stats.events_dropped: that count is
+ * how a host learns it missed one.
  */
 
 #ifndef MCP_SESSION_CORE_H
@@ -68,6 +81,11 @@ typedef enum msc_status {
      * An internal failure: a caught panic, or no OS randomness for ids.
      */
     MSC_ERR_INTERNAL = 8,
+    /**
+     * The registry is shut down (`msc_registry_shutdown`): it creates no
+     * more sessions (HTTP 503).
+     */
+    MSC_ERR_SHUT_DOWN = 9,
 } msc_status;
 
 /**
@@ -97,10 +115,35 @@ typedef enum msc_close_reason {
      */
     MSC_CLOSE_INIT_TIMEOUT = 4,
     /**
-     * The registry was freed while the session was open.
+     * Closed by `msc_registry_shutdown`.
      */
     MSC_CLOSE_SHUTDOWN = 5,
 } msc_close_reason;
+
+/**
+ * What a create does at capacity (`msc_options_set_on_full`). Stable
+ * numbers.
+ */
+typedef enum msc_on_full {
+    /**
+     * Refuse the new session with `MSC_ERR_AT_CAPACITY`.
+     */
+    MSC_ON_FULL_REJECT = 0,
+    /**
+     * Close the oldest open session (FIFO, reason `MSC_CLOSE_EVICTED`) and
+     * give its slot to the new one. The default.
+     */
+    MSC_ON_FULL_EVICT_OLDEST = 1,
+} msc_on_full;
+
+/**
+ * Registry settings, opaque: made by `msc_options_new` (all defaults, as
+ * `msc_config_default()`), changed by the `msc_options_set_*` functions,
+ * used by `msc_registry_new_with_options` (which copies them: the options
+ * may be freed or reused right after), freed by `msc_options_free`. Not
+ * thread-safe: one thread at a time may use one `msc_options`.
+ */
+typedef struct msc_options msc_options;
 
 /**
  * A session registry. Opaque; thread-safe: any function may be called on
@@ -110,8 +153,11 @@ typedef enum msc_close_reason {
 typedef struct msc_registry msc_registry;
 
 /**
- * Registry settings. Start from `msc_config_default()` and change fields,
- * so that fields added in later versions keep their defaults.
+ * Registry settings, version 1. **This layout is frozen**: a host built
+ * against any version of this header passes this exact struct, so no field
+ * is ever added to it. Settings added later are set through `msc_options`
+ * (`msc_options_new`, `msc_options_set_*`, `msc_registry_new_with_options`),
+ * which also sets all of these. Start from `msc_config_default()`.
  *
  * Times are milliseconds; 0 turns a timeout or the rate limit off.
  */
@@ -173,7 +219,9 @@ typedef struct msc_closed_event {
 } msc_closed_event;
 
 /**
- * A snapshot of the registry's counters (see `msc_registry_stats`).
+ * A snapshot of the registry's counters (see `msc_registry_stats`). This
+ * layout is frozen, like `msc_config`'s: counters added later get
+ * functions of their own.
  */
 typedef struct msc_stats {
     /**
@@ -209,7 +257,10 @@ typedef struct msc_stats {
      */
     uint64_t rate_limited;
     /**
-     * Close events dropped because the queue was full.
+     * Close events dropped because the queue was full: each is a session
+     * the host will not hear of (its tag is not returned). Size the queue
+     * (`event_queue_capacity`) for the sessions that can close between two
+     * drains; a growing count means tags are leaking.
      */
     uint64_t events_dropped;
 } msc_stats;
@@ -223,6 +274,142 @@ extern "C" {
  * rate limit, 4,096 queued close events.
  */
 struct msc_config msc_config_default(void);
+
+/**
+ * Makes options with every setting at its default and stores them in
+ * `*out`; the caller frees them with `msc_options_free`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `out` is NULL.
+ *
+ * # Safety
+ *
+ * `out` is NULL or writable for one pointer.
+ */
+enum msc_status msc_options_new(struct msc_options **out);
+
+/**
+ * Frees options made by `msc_options_new`. NULL is a no-op.
+ *
+ * # Safety
+ *
+ * `options` is NULL or a pointer from `msc_options_new` not yet freed.
+ */
+void msc_options_free(struct msc_options *options);
+
+/**
+ * Sets the most sessions open at once (at least 1; 0 makes
+ * `msc_registry_new_with_options` fail with `MSC_ERR_INVALID_CONFIG`).
+ * Default 10,000.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_max_sessions(struct msc_options *options, uint64_t max_sessions);
+
+/**
+ * Sets what a create does at capacity: an `msc_on_full` value, passed as
+ * an integer so that any value is defined here. Default
+ * `MSC_ON_FULL_EVICT_OLDEST`.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `options` is NULL;
+ * `MSC_ERR_INVALID_CONFIG` (changing nothing) for a value that is not an
+ * `msc_on_full`.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_on_full(struct msc_options *options, uint32_t on_full);
+
+/**
+ * Sets the idle timeout: close a session no lookup has found for this long
+ * (ms); 0 = off (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_idle_timeout_ms(struct msc_options *options,
+                                                uint64_t idle_timeout_ms);
+
+/**
+ * Sets the max lifetime: close a session this long after it was created
+ * (ms); 0 = off (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_max_lifetime_ms(struct msc_options *options,
+                                                uint64_t max_lifetime_ms);
+
+/**
+ * Sets the init deadline: close a session not confirmed
+ * (`msc_session_confirm`) this long after it was created (ms); 0 = off
+ * (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_init_timeout_ms(struct msc_options *options,
+                                                uint64_t init_timeout_ms);
+
+/**
+ * Sets the creation rate limit: at most `max` creations per sliding window
+ * of `window_ms` ms; `max` 0 = off (the default). A `max` over 1,048,576 or
+ * a zero window with `max` set makes `msc_registry_new_with_options` fail
+ * with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_rate_limit(struct msc_options *options,
+                                           uint64_t max,
+                                           uint64_t window_ms);
+
+/**
+ * Sets how many close events are kept for `msc_registry_drain_closed`
+ * before new ones are dropped (and counted in `events_dropped`); 0 = the
+ * default, 4,096; at most 16,777,216 (its slots are allocated up front).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_event_queue_capacity(struct msc_options *options,
+                                                     uint64_t capacity);
+
+/**
+ * Creates a registry with `*options` and stores it in `*out`, as
+ * `msc_registry_new` does with an `msc_config`.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `options` or `out` is NULL;
+ * `MSC_ERR_INVALID_CONFIG` if the settings cannot work (see the setters).
+ * `*out` is written only on `MSC_OK`; the caller owns the registry and
+ * frees it with `msc_registry_free`. The options stay the caller's.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`); `out` is NULL or
+ * writable for one pointer.
+ */
+enum msc_status msc_registry_new_with_options(const struct msc_options *options,
+                                              struct msc_registry **out);
 
 /**
  * Creates a registry with `*config` and stores it in `*out`.
@@ -242,16 +429,39 @@ struct msc_config msc_config_default(void);
 enum msc_status msc_registry_new(const struct msc_config *config, struct msc_registry **out);
 
 /**
- * Frees a registry made by `msc_registry_new`. Open sessions are closed
- * (reason shutdown; their events are not queued, as the queue goes too).
- * NULL is a no-op. The registry must not be used, by any thread, after or
- * during this call.
+ * Frees a registry made by `msc_registry_new`. Sessions still open are
+ * closed and events still queued are discarded, unreported: call
+ * `msc_registry_shutdown` and drain first to hear of every session (and
+ * free each tag). NULL is a no-op.
+ *
+ * **Not thread-safe**, unlike every other function: no other call on this
+ * registry may run, on any thread, during or after this one.
  *
  * # Safety
  *
  * `registry` is NULL or a pointer from `msc_registry_new` not yet freed.
  */
 void msc_registry_free(struct msc_registry *registry);
+
+/**
+ * Shuts the registry down: from now on every create fails with
+ * `MSC_ERR_SHUT_DOWN`, and open sessions are closed with reason
+ * `MSC_CLOSE_SHUTDOWN` into the close-event queue. So that no event is
+ * dropped, one call closes at most as many sessions as the queue has free
+ * room; it stores how many sessions are still open in `*out_remaining`
+ * (if not NULL). Drain (`msc_registry_drain_closed`) and call again until
+ * that is 0; then every session the host ever created has been reported
+ * exactly once, and `msc_registry_free` loses nothing. Idempotent;
+ * thread-safe (lookups keep answering, `MSC_ERR_NOT_FOUND` for the closed
+ * sessions).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `registry` is NULL.
+ *
+ * # Safety
+ *
+ * `registry` is NULL or live; `out_remaining` is NULL or writable.
+ */
+enum msc_status msc_registry_shutdown(struct msc_registry *registry, size_t *out_remaining);
 
 /**
  * The number of open sessions (never above `max_sessions`); 0 for NULL.

@@ -6,10 +6,10 @@
 //! No other module names `loom` or the cfg.
 
 #[cfg(mcp_session_core_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(mcp_session_core_loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Gives the processor (or, under loom, the model's scheduler) a chance to
 /// let another thread finish the step this one waits for.

@@ -5,7 +5,9 @@
 #   2. compiles the header alone as C99, C11 and C++ (-Wall -Wextra -Wpedantic -Werror)
 #   3. compiles the tests, the example and the bench as C11 with the same
 #      flags, linked against the static library libmcp_session_core.a
-#   4. runs the API tests, the stress test, the example, a short bench
+#   4. runs the API tests, the ABI compatibility test (a program built
+#      against the frozen v0.1.0 header), the stress test, the example, a
+#      short bench
 #   5. runs the API tests and the example under valgrind memcheck: zero
 #      errors and nothing definitely lost
 #
@@ -62,6 +64,9 @@ step "compile tests, stress, example, bench (gcc -std=c11 ${WARN[*]})"
 gcc "${CFLAGS[@]}" "$HERE/tests/test_api.c" -o "$BUILD/test_api" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" -pthread "$HERE/tests/stress.c" -o "$BUILD/stress" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" "$HERE/example/server_sim.c" -o "$BUILD/server_sim" "${LIBS[@]}"
+# Built against the frozen v0.1.0 header (not include/): an old host, new library.
+gcc -std=c11 "${WARN[@]}" -O2 -g -I"$HERE/tests/compat/v0.1.0" -I"$HERE/tests" \
+  "$HERE/tests/compat/compat.c" -o "$BUILD/compat" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" "$HERE/bench/bench_get.c" -o "$BUILD/bench_get" "${LIBS[@]}"
 echo "ok"
 
@@ -110,6 +115,9 @@ VALGRIND=(valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
 
 step "API tests"
 run_counted test_api "$BUILD/test_api"
+
+step "ABI compatibility: a host built against the v0.1.0 header"
+run_counted compat "$BUILD/compat"
 
 step "stress test (8 threads)"
 run_counted stress "$BUILD/stress"

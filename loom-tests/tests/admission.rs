@@ -238,6 +238,9 @@ impl Fifo<Entry> for TestFifo {
     }
 }
 
+/// The publish time every scenario's sessions get (ms).
+const PUBLISHED_AT_MS: u64 = 1;
+
 /// The protocol's shared state, as the registry holds it.
 struct Registry {
     capacity: Capacity,
@@ -257,7 +260,14 @@ impl Registry {
     }
 
     fn create(&self, entry: &Entry) -> Result<Option<Entry>, Refused> {
-        admission::create(&self.capacity, &self.index, &self.fifo, self.on_full, entry)
+        admission::create(
+            &self.capacity,
+            &self.index,
+            &self.fifo,
+            self.on_full,
+            entry,
+            || PUBLISHED_AT_MS,
+        )
     }
 
     fn close(&self, entry: &Entry) -> bool {
@@ -1091,5 +1101,105 @@ fn id_taken_evict() {
             }
             other => panic!("unexpected create result {other:?}"),
         },
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Activity, confirmation and expiry: the state word
+// ---------------------------------------------------------------------------
+
+/// One published session in a one-slot registry, for the state-word models.
+fn published() -> (Arc<Registry>, Entry) {
+    let entry = Entry::new(1, 0);
+    let registry = Arc::new(Registry::new(
+        1,
+        OnFull::Reject,
+        FifoKind::Locked,
+        std::slice::from_ref(&entry),
+    ));
+    assert!(matches!(registry.create(&entry), Ok(None)));
+    (registry, entry)
+}
+
+/// An idle-expiry close (idle timeout 10 ms, judged at 15 ms: expired while
+/// the last activity is at most 5) races a lookup's touch at 20 ms. The
+/// close decides on the very activity its CAS replaces, so it never closes
+/// a session the touch already refreshed, and a touch never lands on a
+/// closed session: at the end, closed ⇔ the activity is still the publish
+/// time, and open ⇔ it is 20. Slots are conserved either way.
+#[test]
+fn touch_races_idle_expiry() {
+    builder().check(|| {
+        let (registry, entry) = published();
+        let toucher = {
+            let entry = entry.clone();
+            thread::spawn(move || entry.state().touch(20))
+        };
+        let closed = admission::close_if(
+            &registry.capacity,
+            &registry.index,
+            &registry.fifo,
+            &entry,
+            |state| (state.activity_ms() + 10 <= 15).then_some(()),
+        )
+        .is_some();
+        toucher.join().unwrap();
+        let state = entry.state().load();
+        if closed {
+            assert!(!state.is_open());
+            assert_eq!(state.activity_ms(), PUBLISHED_AT_MS);
+            assert_eq!(registry.capacity.reserved(), 0);
+            assert!(!registry.index.contains(&entry));
+        } else {
+            assert!(state.is_open());
+            assert_eq!(state.activity_ms(), 20);
+            assert_eq!(registry.capacity.reserved(), 1);
+        }
+    });
+}
+
+/// Two lookups touch with different stamps in either order: the activity
+/// only moves forward (a preempted lookup with the older stamp never
+/// overwrites the newer one).
+#[test]
+fn touches_are_monotonic() {
+    builder().check(|| {
+        let (_registry, entry) = published();
+        let older = {
+            let entry = entry.clone();
+            thread::spawn(move || entry.state().touch(5))
+        };
+        entry.state().touch(9);
+        older.join().unwrap();
+        assert_eq!(entry.state().load().activity_ms(), 9);
+        assert!(entry.state().load().is_open());
+    });
+}
+
+/// The host confirms a pending session while an init-deadline close judges
+/// it (expired only while pending): exactly one of them wins.
+#[test]
+fn confirm_races_init_expiry() {
+    builder().check(|| {
+        let (registry, entry) = published();
+        let confirmer = {
+            let entry = entry.clone();
+            thread::spawn(move || entry.state().confirm())
+        };
+        let closed = admission::close_if(
+            &registry.capacity,
+            &registry.index,
+            &registry.fifo,
+            &entry,
+            |state| state.is_pending().then_some(()),
+        )
+        .is_some();
+        let confirmed = confirmer.join().unwrap();
+        assert!(
+            closed != confirmed,
+            "closed {closed}, confirmed {confirmed}"
+        );
+        assert_eq!(entry.is_open(), confirmed);
+        assert_eq!(registry.capacity.reserved(), usize::from(confirmed));
     });
 }

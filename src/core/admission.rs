@@ -57,7 +57,7 @@
 //! registry may just end with a free slot it could have used. Loom explores
 //! this interleaving (`loom-tests/`).
 
-use crate::sync::{AtomicU8, AtomicUsize, Ordering, wait_for_progress};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, wait_for_progress};
 use crossbeam_utils::CachePadded;
 
 /// What a create does when `max_sessions` sessions are already open.
@@ -71,14 +71,70 @@ pub enum OnFull {
     Reject,
 }
 
-const RESERVED: u8 = 0;
-const PENDING: u8 = 1;
-const CONFIRMED: u8 = 2;
-const CLOSED: u8 = 3;
+const RESERVED: u64 = 0;
+const PENDING: u64 = 1;
+const CONFIRMED: u64 = 2;
+const CLOSED: u64 = 3;
+const PHASE_BITS: u32 = 2;
+const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
+/// The largest activity stamp the state word can hold (ms; ~146 million
+/// years of uptime): later stamps are clamped to it.
+const MAX_STAMP_MS: u64 = u64::MAX >> PHASE_BITS;
 
-/// The lifecycle state of one entry; see the module docs for the diagram.
+/// One reading of a [`SessionState`]: the phase and the last activity,
+/// taken together from one atomic word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSnapshot(u64);
+
+impl StateSnapshot {
+    /// `true` while `PENDING` or `CONFIRMED`.
+    #[inline]
+    pub fn is_open(self) -> bool {
+        matches!(self.0 & PHASE_MASK, PENDING | CONFIRMED)
+    }
+
+    /// `true` while open and not yet confirmed.
+    #[inline]
+    pub fn is_pending(self) -> bool {
+        self.0 & PHASE_MASK == PENDING
+    }
+
+    /// The last activity stamp (ms on the registry's clock): the publish
+    /// time, then the latest touch.
+    #[inline]
+    pub fn activity_ms(self) -> u64 {
+        self.0 >> PHASE_BITS
+    }
+
+    #[inline]
+    fn phase(self) -> u64 {
+        self.0 & PHASE_MASK
+    }
+
+    #[inline]
+    fn with_phase(self, phase: u64) -> u64 {
+        (self.0 & !PHASE_MASK) | phase
+    }
+}
+
+#[inline]
+fn word(activity_ms: u64, phase: u64) -> u64 {
+    (activity_ms.min(MAX_STAMP_MS) << PHASE_BITS) | phase
+}
+
+/// The lifecycle state of one entry (see the module docs for the diagram),
+/// packed with its last-activity stamp into one atomic word, so that an
+/// expiry close decides on the very activity it replaces: a touch and an
+/// expiring close cannot both win (defect: a sweep that closed a session
+/// touched after it was judged idle).
 #[derive(Debug)]
-pub struct SessionState(AtomicU8);
+pub struct SessionState {
+    /// `activity_ms << 2 | phase`.
+    word: AtomicU64,
+    /// When the session was published (ms): lifetime and init deadlines
+    /// count from here, the instant it became visible.
+    opened_ms: AtomicU64,
+}
 
 impl Default for SessionState {
     fn default() -> Self {
@@ -89,59 +145,117 @@ impl Default for SessionState {
 impl SessionState {
     /// A new entry: `RESERVED` (not visible, not evictable).
     pub fn new() -> Self {
-        Self(AtomicU8::new(RESERVED))
+        Self {
+            word: AtomicU64::new(word(0, RESERVED)),
+            opened_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The phase and last activity, read together.
+    #[inline]
+    pub fn load(&self) -> StateSnapshot {
+        StateSnapshot(self.word.load(Ordering::SeqCst))
+    }
+
+    /// When the session was published (ms on the registry's clock; 0
+    /// before).
+    #[inline]
+    pub fn opened_ms(&self) -> u64 {
+        self.opened_ms.load(Ordering::Relaxed)
     }
 
     /// `true` while the session is `PENDING` or `CONFIRMED`: the states in
     /// which a lookup may return it and an evictor may close it.
     #[inline]
     pub fn is_open(&self) -> bool {
-        matches!(self.0.load(Ordering::SeqCst), PENDING | CONFIRMED)
-    }
-
-    /// `true` while the session is open but not yet confirmed.
-    #[inline]
-    pub fn is_pending(&self) -> bool {
-        self.0.load(Ordering::SeqCst) == PENDING
+        self.load().is_open()
     }
 
     /// `PENDING → CONFIRMED`. Returns `true` if this call confirmed it,
     /// `false` if it was not pending (already confirmed, closed, or not yet
     /// published).
     pub fn confirm(&self) -> bool {
-        self.0
-            .compare_exchange(PENDING, CONFIRMED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        let mut current = self.load();
+        while current.phase() == PENDING {
+            match self.word.compare_exchange(
+                current.0,
+                current.with_phase(CONFIRMED),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
+        false
+    }
+
+    /// Moves the last activity forward to `now_ms` while the session is
+    /// open; never backwards (a lookup preempted with an older stamp leaves
+    /// a newer one in place), and without a write when the stamp is
+    /// already `now_ms` or later.
+    #[inline]
+    pub fn touch(&self, now_ms: u64) {
+        let mut current = self.load();
+        while current.is_open() && current.activity_ms() < now_ms.min(MAX_STAMP_MS) {
+            match self.word.compare_exchange_weak(
+                current.0,
+                word(now_ms, current.phase()),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
     }
 
     /// `PENDING | CONFIRMED → CLOSED`. Returns `true` for exactly one caller
     /// over the entry's life: the one that closes it and so owns its slot.
     pub fn try_close(&self) -> bool {
-        let mut current = self.0.load(Ordering::SeqCst);
+        self.try_close_if(|_| Some(())).is_some()
+    }
+
+    /// `PENDING | CONFIRMED → CLOSED` if `decide` accepts the state it
+    /// replaces: `decide` sees the phase and activity that the closing CAS
+    /// compares against, so a concurrent touch or confirm makes the CAS fail
+    /// and `decide` run again on the new state. Returns `decide`'s answer
+    /// for the one caller that closed the entry, `None` otherwise.
+    pub fn try_close_if<R>(&self, mut decide: impl FnMut(StateSnapshot) -> Option<R>) -> Option<R> {
+        let mut current = self.load();
         loop {
-            if !matches!(current, PENDING | CONFIRMED) {
-                return false;
+            if !current.is_open() {
+                return None;
             }
-            match self
-                .0
-                .compare_exchange(current, CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return true,
-                Err(now) => current = now,
+            let verdict = decide(current)?;
+            match self.word.compare_exchange(
+                current.0,
+                current.with_phase(CLOSED),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Some(verdict),
+                Err(now) => current = StateSnapshot(now),
             }
         }
     }
 
-    /// `RESERVED → PENDING`, by the creator once it owns a slot.
-    fn publish(&self) {
-        let previous = self.0.swap(PENDING, Ordering::SeqCst);
-        debug_assert_eq!(previous, RESERVED, "only the creator publishes");
+    /// `RESERVED → PENDING` at `now_ms`, by the creator once it owns a slot:
+    /// the session's deadlines start here.
+    fn publish(&self, now_ms: u64) {
+        self.opened_ms.store(now_ms, Ordering::Relaxed);
+        let previous = self.word.swap(word(now_ms, PENDING), Ordering::SeqCst);
+        debug_assert_eq!(
+            previous & PHASE_MASK,
+            RESERVED,
+            "only the creator publishes"
+        );
     }
 
     /// `RESERVED → CLOSED`, by the creator when it got no slot.
     fn abandon(&self) {
-        let previous = self.0.swap(CLOSED, Ordering::SeqCst);
-        debug_assert_eq!(previous, RESERVED, "only the creator abandons");
+        let previous = self.word.swap(word(0, CLOSED), Ordering::SeqCst);
+        debug_assert_eq!(previous & PHASE_MASK, RESERVED, "only the creator abandons");
     }
 }
 
@@ -246,7 +360,9 @@ pub enum Refused {
 }
 
 /// Creates `entry` (state `RESERVED`): inserts it, takes a slot (a free one,
-/// or the oldest open session's under `EvictOldest`), publishes it.
+/// or the oldest open session's under `EvictOldest`), publishes it with the
+/// time `stamp` returns (read once, just before publishing, so the
+/// session's deadlines start when it becomes visible).
 ///
 /// Returns the evicted session, if any: it is already closed and unlinked;
 /// the caller reports it with reason `Evicted`.
@@ -261,6 +377,7 @@ pub fn create<E, I, F>(
     fifo: &F,
     on_full: OnFull,
     entry: &E,
+    stamp: impl FnOnce() -> u64,
 ) -> Result<Option<E>, Refused>
 where
     E: Admissible,
@@ -273,7 +390,7 @@ where
     fifo.push(entry);
     match take_slot(capacity, fifo, on_full) {
         Some(victim) => {
-            entry.state().publish();
+            entry.state().publish(stamp());
             if let Some(victim) = &victim {
                 index.remove(victim);
                 fifo.remove(victim);
@@ -324,11 +441,28 @@ where
     I: Index<E>,
     F: Fifo<E>,
 {
-    if !entry.state().try_close() {
-        return false;
-    }
+    close_if(capacity, index, fifo, entry, |_| Some(())).is_some()
+}
+
+/// Closes `entry` if it is open *and* `decide` accepts its current state
+/// (see [`SessionState::try_close_if`]: the decision is made on the state
+/// the closing CAS replaces, e.g. "idle since its last activity"). Returns
+/// `decide`'s answer for the one call that closed it, `None` otherwise.
+pub fn close_if<E, I, F, R>(
+    capacity: &Capacity,
+    index: &I,
+    fifo: &F,
+    entry: &E,
+    decide: impl FnMut(StateSnapshot) -> Option<R>,
+) -> Option<R>
+where
+    E: Admissible,
+    I: Index<E>,
+    F: Fifo<E>,
+{
+    let verdict = entry.state().try_close_if(decide)?;
     capacity.release();
     index.remove(entry);
     fifo.remove(entry);
-    true
+    Some(verdict)
 }

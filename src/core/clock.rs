@@ -27,9 +27,18 @@ pub trait Clock: Send + Sync {
 /// (`CLOCK_MONOTONIC_COARSE` on Linux, through `coarsetime`), read without
 /// touching any shared cache line, milliseconds since the clock was made.
 ///
-/// Its resolution is the kernel tick (1–4 ms on Linux), far finer than any
-/// sensible session timeout, and it costs a few nanoseconds instead of the
-/// ~23 ns of `std::time::Instant::now()`.
+/// Its resolution is the kernel tick (1–4 ms on Linux, read with
+/// `clock_getres`; on other targets measured once per process, e.g. about
+/// 16 ms on Windows), far finer than any sensible session timeout, and it
+/// costs a few nanoseconds instead of the ~23 ns of
+/// `std::time::Instant::now()`. The tick plus 1 ms (the truncation to
+/// milliseconds) is its [`Clock::resolution_ms`], added to every deadline:
+/// timeouts never fire early, on every target, as long as the kernel keeps
+/// its tick. A virtual machine whose CPU is descheduled can miss ticks, and
+/// the coarse clock then lags by the time missed (steps of 24 ms were seen
+/// on a loaded 2-vCPU VM with a 4 ms tick); where a timeout must hold to
+/// the millisecond there, give the builder a [`Clock`] that reads
+/// `std::time::Instant` (about 20 ns more per lookup).
 #[derive(Debug, Clone, Copy)]
 pub struct SystemClock {
     origin: coarsetime::Instant,
@@ -66,11 +75,51 @@ fn coarse_tick_ms() -> u64 {
     ns.div_ceil(1_000_000)
 }
 
-/// Elsewhere `coarsetime` reads a fine-grained clock; only the truncation
-/// to milliseconds remains.
+/// Elsewhere the tick is measured, once per process: `coarsetime` reads
+/// `GetTickCount64` on Windows (~15.6 ms), an approximate clock on macOS and
+/// `CLOCK_MONOTONIC_FAST` on FreeBSD, whose ticks no API reports reliably.
 #[cfg(not(target_os = "linux"))]
 fn coarse_tick_ms() -> u64 {
-    0
+    static TICK_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICK_MS.get_or_init(measure_tick_ms)
+}
+
+/// If the clock shows no step within this budget, this tick is assumed
+/// (coarser than any common OS timer tick, Windows' 15.6 ms included).
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+const ASSUMED_TICK_MS: u64 = 16;
+
+/// Measures the coarse clock's tick: the largest step between consecutive
+/// distinct readings over three steps, rounded up to whole milliseconds,
+/// spinning at most 100 ms (about two ticks on Windows, a few microseconds
+/// on a fine clock). A clock that does not step within the budget is
+/// assumed to tick every [`ASSUMED_TICK_MS`].
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+pub(crate) fn measure_tick_ms() -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    let next_step = |from: coarsetime::Instant| loop {
+        let now = coarsetime::Instant::now_without_cache_update();
+        if now != from {
+            return Some(now);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::hint::spin_loop();
+    };
+    // Align to a step first: the first interval may be a partial tick.
+    let Some(mut previous) = next_step(coarsetime::Instant::now_without_cache_update()) else {
+        return ASSUMED_TICK_MS;
+    };
+    let mut largest_ns = 0u64;
+    for _ in 0..3 {
+        let Some(now) = next_step(previous) else {
+            return ASSUMED_TICK_MS.max(largest_ns.div_ceil(1_000_000));
+        };
+        largest_ns = largest_ns.max(now.duration_since(previous).as_nanos());
+        previous = now;
+    }
+    largest_ns.div_ceil(1_000_000)
 }
 
 impl Default for SystemClock {
@@ -161,5 +210,24 @@ impl RegistryClock {
             Self::System(clock) => clock.resolution_ms(),
             Self::Custom(clock) => clock.resolution_ms(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The measurement the other targets rely on never underestimates the
+    /// tick where the kernel reports it: one step is never shorter than the
+    /// tick. (It may be longer: a descheduled virtual CPU misses ticks.)
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn measured_tick_is_at_least_the_reported_one() {
+        let reported = coarse_tick_ms();
+        let measured = measure_tick_ms();
+        assert!(
+            measured >= reported,
+            "measured {measured} ms < reported {reported} ms"
+        );
     }
 }

@@ -29,6 +29,11 @@ pub enum CreateError {
     /// this needs a broken id source). HTTP 503.
     #[error("could not draw an unused session id")]
     IdCollision,
+    /// The registry was shut down ([`crate::SessionRegistry::shutdown`]):
+    /// it creates no more sessions. HTTP 503 (the server is going away; no
+    /// `Retry-After`).
+    #[error("the session registry is shut down")]
+    ShutDown,
 }
 
 impl CreateError {
@@ -36,21 +41,21 @@ impl CreateError {
     /// limited, 500 for an entropy failure.
     pub const fn http_status(&self) -> u16 {
         match self {
-            Self::AtCapacity | Self::IdCollision => 503,
+            Self::AtCapacity | Self::IdCollision | Self::ShutDown => 503,
             Self::RateLimited { .. } => 429,
             Self::Entropy(_) => 500,
         }
     }
 
     /// The `Retry-After` to send, in whole seconds (rounded up, at least 1),
-    /// or `None` where retrying will not help (entropy failure).
+    /// or `None` where retrying will not help (entropy failure, shut down).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::AtCapacity | Self::IdCollision => Some(1),
             Self::RateLimited { retry_after } => {
                 Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
             }
-            Self::Entropy(_) => None,
+            Self::Entropy(_) | Self::ShutDown => None,
         }
     }
 }

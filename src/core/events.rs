@@ -116,6 +116,11 @@ impl<V> EventQueue<V> {
         self.queue.as_ref()?.pop()
     }
 
+    /// Free slots now (`None` if the queue is off).
+    pub(crate) fn free_room(&self) -> Option<usize> {
+        self.queue.as_ref().map(|q| q.capacity() - q.len())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.queue.as_ref().map_or(0, ArrayQueue::len)
     }

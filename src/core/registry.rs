@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use scc::Guard;
@@ -29,8 +29,42 @@ const ID_ATTEMPTS: usize = 4;
 /// session exactly once.
 ///
 /// `V` is the host's per-session value (a transport handle, a channel, a
-/// tag). It is dropped exactly once, when the last [`Session`] handle and
-/// close event referring to it are gone; its `Drop` must not panic.
+/// tag). It is dropped exactly once: when its session is closed and no
+/// [`Session`] handle or queued close event refers to it any more (the
+/// index may keep a closed session's record for a while, never its value).
+/// Its `Drop` must not panic.
+///
+/// # Where `V::drop` runs
+///
+/// On the thread that releases the value's last hold, never while the
+/// registry holds a lock or an epoch guard, so a `Drop` may call back into
+/// the registry (create, look up, close). That is one of:
+///
+/// - the host's code, when it drops the last [`Session`] handle or
+///   [`ClosedSession`] of a closed session;
+/// - a registry call that closes a session nobody else holds: [`close`]
+///   (for a session found already expired), [`create`] / [`create_bound`] /
+///   [`create_with`] (the value of a refused create; an evicted session's;
+///   expired sessions swept at capacity), [`get`], [`get_str`],
+///   [`with_session`] and [`confirm`] (an expired session found; for
+///   [`with_session`] also a session closed by another thread while `f`
+///   ran), [`purge_expired`], [`shutdown`], and dropping the last registry
+///   handle (open sessions and queued events);
+/// - when the event queue is full: in the call that closed the session.
+///
+/// With an event queue or a close callback the closing thread hands the
+/// value on, so it is dropped where the host drops the event.
+///
+/// [`close`]: Self::close
+/// [`create`]: Self::create
+/// [`create_bound`]: Self::create_bound
+/// [`create_with`]: Self::create_with
+/// [`get`]: Self::get
+/// [`get_str`]: Self::get_str
+/// [`with_session`]: Self::with_session
+/// [`confirm`]: Self::confirm
+/// [`purge_expired`]: Self::purge_expired
+/// [`shutdown`]: Self::shutdown
 ///
 /// Cloning a registry clones a handle to the same sessions. When the last
 /// handle is dropped, every open session is closed with
@@ -80,6 +114,7 @@ pub(crate) struct Inner<V> {
     id_source: IdSource,
     next_seq: AtomicU64,
     next_sweep_ms: AtomicU64,
+    shut_down: AtomicBool,
     counters: Counters,
     events: EventQueue<V>,
     on_close: Option<CloseCallback<V>>,
@@ -135,6 +170,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
                 id_source,
                 next_seq: AtomicU64::new(0),
                 next_sweep_ms: AtomicU64::new(0),
+                shut_down: AtomicBool::new(false),
                 counters: Counters::default(),
                 events: EventQueue::new(builder.event_queue_capacity),
                 on_close: builder.on_close,
@@ -153,8 +189,10 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// # Errors
     ///
     /// [`CreateError::RateLimited`], [`CreateError::AtCapacity`] (only under
-    /// `Reject`), [`CreateError::Entropy`], [`CreateError::IdCollision`]. On
-    /// error `value` is dropped and nothing else changes.
+    /// `Reject`), [`CreateError::Entropy`], [`CreateError::IdCollision`],
+    /// [`CreateError::ShutDown`] (after [`shutdown`](Self::shutdown)). On
+    /// error `value` is dropped (before this call returns) and nothing else
+    /// changes.
     ///
     /// # Examples
     ///
@@ -217,6 +255,9 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         make: impl FnOnce(SessionId) -> V,
     ) -> Result<Session<V>, CreateError> {
         let inner = &*self.inner;
+        if inner.shut_down.load(Ordering::SeqCst) {
+            return Err(CreateError::ShutDown);
+        }
         let now = inner.clock.now_ms();
         let permit = inner.acquire_permit(now)?;
         if inner.capacity.is_full() {
@@ -227,35 +268,45 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             }
         }
         let id = inner.fresh_id()?;
-        let entry = Arc::new(Entry {
-            id,
-            seq: inner.next_seq.fetch_add(1, Ordering::Relaxed),
-            state: admission::SessionState::new(),
-            created_ms: now,
-            last_activity_ms: AtomicU64::new(now),
-            principal: principal.map(Box::from),
-            value: make(id),
-        });
-        match admission::create(
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (entry, handle) = Entry::new(id, seq, principal, make(id));
+        let admitted = admission::create(
             &inner.capacity,
             &inner.index,
             &inner.fifo,
             inner.on_full,
             &entry,
-        ) {
+            || inner.clock.now_ms(),
+        );
+        match admitted {
             Ok(victim) => {
                 permit.keep();
                 Counters::bump(&inner.counters.created);
                 if let Some(victim) = victim {
-                    inner.report_closed(victim, CloseReason::Evicted);
+                    // This create won the victim's close CAS in `admission`.
+                    inner.report_closed(&victim, CloseReason::Evicted);
                 }
-                Ok(Session(entry))
+                if inner.shut_down.load(Ordering::SeqCst) {
+                    // `shutdown` ran while this create was in flight and may
+                    // have missed it: close it as shutdown would have.
+                    inner.close_entry(&entry, CloseReason::Shutdown);
+                    return Err(CreateError::ShutDown);
+                }
+                Ok(handle)
             }
-            Err(Refused::AtCapacity) => {
-                Counters::bump(&inner.counters.rejected_full);
-                Err(CreateError::AtCapacity)
+            Err(refused) => {
+                // SAFETY: `admission::create` abandoned the entry: no close
+                // CAS can win on it, and this creator owns its open hold.
+                unsafe { entry.release_open_hold() };
+                drop(handle); // the value's last hold: dropped here
+                match refused {
+                    Refused::AtCapacity => {
+                        Counters::bump(&inner.counters.rejected_full);
+                        Err(CreateError::AtCapacity)
+                    }
+                    Refused::IdTaken => Err(CreateError::IdCollision),
+                }
             }
-            Err(Refused::IdTaken) => Err(CreateError::IdCollision),
         }
     }
 
@@ -263,8 +314,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// hot path: once per request). Refreshes its last activity.
     ///
     /// Takes no lock and allocates nothing; the returned handle costs one
-    /// reference-count increment (use [`with_session`](Self::with_session)
-    /// to avoid even that).
+    /// reference-count increment.
     ///
     /// # Errors
     ///
@@ -286,8 +336,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// ```
     #[inline]
     pub fn get(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
-        self.inner
-            .with_open_entry(id, principal, |entry| Session(entry.clone()))
+        self.inner.lookup(id, principal)
     }
 
     /// [`get`](Self::get) from the id's text form (an `Mcp-Session-Id`
@@ -314,12 +363,21 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         self.get(&id, principal)
     }
 
-    /// Looks up like [`get`](Self::get) and runs `f` on the value in place:
-    /// no reference count is touched.
+    /// Looks up like [`get`](Self::get) and runs `f` on the value.
+    ///
+    /// `f` runs after the lookup has let go of the index (no lock, no epoch
+    /// guard held), on a hold that keeps the value alive, so a slow or
+    /// blocking `f` delays nobody else, and `f` may call back into the
+    /// registry. If the session is closed by another thread while `f` runs,
+    /// its value is dropped here, after `f` returns.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get); `f` does not run then.
+    ///
+    /// # Panics
+    ///
+    /// Only if `f` panics (the panic propagates; the registry is unharmed).
     ///
     /// # Examples
     ///
@@ -336,8 +394,8 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         principal: Option<&[u8]>,
         f: impl FnOnce(&V) -> R,
     ) -> Result<R, LookupError> {
-        self.inner
-            .with_open_entry(id, principal, |entry| f(&entry.value))
+        let session = self.inner.lookup(id, principal)?;
+        Ok(f(session.value()))
     }
 
     /// Confirms a pending session: its `initialize` handshake completed, so
@@ -359,9 +417,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// assert!(s.is_confirmed());
     /// ```
     pub fn confirm(&self, id: &SessionId) -> Result<(), LookupError> {
-        self.inner.with_any_principal(id, |entry| {
-            entry.state.confirm();
-        })
+        self.inner.confirm(id)
     }
 
     /// Closes the session `id` (e.g. on HTTP `DELETE`) and returns it, or
@@ -388,17 +444,61 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             let guard = Guard::new();
             inner.index.peek(id, &guard)?.clone()
         };
-        if inner.timeouts.any() {
-            if let Some(reason) = inner.timeouts.expiry(&entry, inner.clock.now_ms()) {
-                // Already expired: it closes with its expiry reason, and to
-                // this caller it is as gone as to a lookup.
-                inner.close_entry(&entry, reason);
-                return None;
-            }
+        if inner.timeouts.any() && inner.expire_entry(&entry, inner.clock.now_ms()) {
+            // Already expired: it closes with its expiry reason, and to
+            // this caller it is as gone as to a lookup.
+            return None;
         }
-        inner
-            .close_entry(&entry, CloseReason::Closed)
-            .then(|| Session(entry))
+        inner.close_and_keep(&entry, CloseReason::Closed)
+    }
+
+    /// Stops the registry: every later create fails with
+    /// [`CreateError::ShutDown`] (HTTP 503), and open sessions are closed
+    /// with [`CloseReason::Shutdown`], each reported like any close (the
+    /// callback, the event queue). Returns how many sessions are still open.
+    ///
+    /// So that no close event is dropped, when the event queue is on, one
+    /// call closes at most as many sessions as the queue has room for: drain
+    /// the queue ([`drain_closed`](Self::drain_closed)) and call again until
+    /// it returns 0. Without a queue it closes them all. Lookups of closed
+    /// sessions answer `NotFound` as usual. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{CloseReason, CreateError, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::builder()
+    ///     .max_sessions(8)
+    ///     .event_queue_capacity(2)
+    ///     .build()
+    ///     .unwrap();
+    /// for n in 0..3 {
+    ///     registry.create(n).unwrap();
+    /// }
+    /// let mut closed = Vec::new();
+    /// while registry.shutdown() > 0 {
+    ///     closed.extend(registry.drain_closed());
+    /// }
+    /// closed.extend(registry.drain_closed());
+    /// assert_eq!(closed.len(), 3);
+    /// assert!(closed.iter().all(|c| c.reason == CloseReason::Shutdown));
+    /// assert!(matches!(registry.create(9), Err(CreateError::ShutDown)));
+    /// ```
+    pub fn shutdown(&self) -> usize {
+        let inner = &*self.inner;
+        inner.shut_down.store(true, Ordering::SeqCst);
+        let room = inner.events.free_room().unwrap_or(usize::MAX);
+        let mut open = Vec::new();
+        inner.index.for_each(|entry| {
+            if open.len() < room && entry.state.is_open() {
+                open.push(entry.clone());
+            }
+        });
+        for entry in &open {
+            inner.close_entry(entry, CloseReason::Shutdown);
+        }
+        inner.capacity.reserved()
     }
 
     /// Closes every open session whose idle timeout, max lifetime or init
@@ -566,70 +666,104 @@ impl<V: Send + Sync + 'static> Inner<V> {
     }
 
     /// The lookup hot path: one epoch guard, one lock-free index read, the
-    /// state, principal and expiry checks, a touch; `f` runs under the
-    /// guard.
+    /// state, principal and expiry checks (one atomic word), a touch, and a
+    /// hold on the value. The guard is gone when this returns.
     #[inline]
-    fn with_open_entry<R>(
-        &self,
-        id: &SessionId,
-        principal: Option<&[u8]>,
-        f: impl FnOnce(&Arc<Entry<V>>) -> R,
-    ) -> Result<R, LookupError> {
+    fn lookup(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
         let guard = Guard::new();
         let entry = self.index.peek(id, &guard).ok_or(LookupError::NotFound)?;
-        if !entry.state.is_open() || !entry.principal_matches(principal) {
+        let state = entry.state.load();
+        if !state.is_open() || !entry.principal_matches(principal) {
             return Err(LookupError::NotFound);
         }
         if self.timeouts.any() {
             let now = self.clock.now_ms();
-            if let Some(reason) = self.timeouts.expiry(entry, now) {
+            if self
+                .timeouts
+                .expiry(state, entry.state.opened_ms(), now)
+                .is_some()
+            {
                 let entry = entry.clone();
                 drop(guard);
-                self.close_entry(&entry, reason);
+                self.expire_entry(&entry, now);
                 return Err(LookupError::NotFound);
             }
-            if self.timeouts.idle_ms.is_some() {
-                entry.touch(now);
+            if self.timeouts.idle_ms.is_some() && state.activity_ms() < now {
+                entry.state.touch(now);
             }
         }
-        Ok(f(entry))
+        entry.try_handle().ok_or(LookupError::NotFound)
     }
 
-    fn with_any_principal<R>(
-        &self,
-        id: &SessionId,
-        f: impl FnOnce(&Arc<Entry<V>>) -> R,
-    ) -> Result<R, LookupError> {
+    fn confirm(&self, id: &SessionId) -> Result<(), LookupError> {
         let guard = Guard::new();
         let entry = self.index.peek(id, &guard).ok_or(LookupError::NotFound)?;
-        if !entry.state.is_open() {
+        let state = entry.state.load();
+        if !state.is_open() {
             return Err(LookupError::NotFound);
         }
         if self.timeouts.any() {
-            if let Some(reason) = self.timeouts.expiry(entry, self.clock.now_ms()) {
+            let now = self.clock.now_ms();
+            if self
+                .timeouts
+                .expiry(state, entry.state.opened_ms(), now)
+                .is_some()
+            {
                 let entry = entry.clone();
                 drop(guard);
-                self.close_entry(&entry, reason);
+                self.expire_entry(&entry, now);
                 return Err(LookupError::NotFound);
             }
         }
-        Ok(f(entry))
+        entry.state.confirm();
+        Ok(())
     }
 
     /// Closes `entry` with `reason` if it is still open; `true` if this call
     /// closed it (and so reported it).
     fn close_entry(&self, entry: &Arc<Entry<V>>, reason: CloseReason) -> bool {
         if admission::close(&self.capacity, &self.index, &self.fifo, entry) {
-            self.report_closed(entry.clone(), reason);
+            self.report_closed(entry, reason);
             true
         } else {
             false
         }
     }
 
+    /// As [`close_entry`](Self::close_entry), returning a handle to the
+    /// session this call closed.
+    fn close_and_keep(&self, entry: &Arc<Entry<V>>, reason: CloseReason) -> Option<Session<V>> {
+        if admission::close(&self.capacity, &self.index, &self.fifo, entry) {
+            let kept = entry.handle_while_open();
+            self.report_closed(entry, reason);
+            Some(kept)
+        } else {
+            None
+        }
+    }
+
+    /// Closes `entry` if it has expired at `now`, deciding on the very state
+    /// the closing CAS replaces (a touch or a confirm that lands first makes
+    /// it decide again); `true` if this call closed it.
+    fn expire_entry(&self, entry: &Arc<Entry<V>>, now: u64) -> bool {
+        let opened_ms = entry.state.opened_ms();
+        let reason = admission::close_if(&self.capacity, &self.index, &self.fifo, entry, |state| {
+            self.timeouts.expiry(state, opened_ms, now)
+        });
+        match reason {
+            Some(reason) => {
+                self.report_closed(entry, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The close path's last step, run exactly once per session by the
-    /// thread that closed it: count, call back, enqueue.
-    fn report_closed(&self, entry: Arc<Entry<V>>, reason: CloseReason) {
+    /// thread that closed it: count, call back, enqueue, and release the
+    /// open session's hold (the value is dropped here if nothing else holds
+    /// it).
+    fn report_closed(&self, entry: &Arc<Entry<V>>, reason: CloseReason) {
         let counter = match reason {
             CloseReason::Closed => Some(&self.counters.closed),
             CloseReason::Evicted => Some(&self.counters.evicted),
@@ -641,18 +775,24 @@ impl<V: Send + Sync + 'static> Inner<V> {
         if let Some(counter) = counter {
             Counters::bump(counter);
         }
-        let event = ClosedSession {
-            session: Session(entry),
-            reason,
-        };
-        if let Some(callback) = &self.on_close {
-            if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
-                Counters::bump(&self.counters.callback_panics);
+        if self.on_close.is_some() || self.events.is_enabled() {
+            let event = ClosedSession {
+                session: entry.handle_while_open(),
+                reason,
+            };
+            if let Some(callback) = &self.on_close {
+                if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
+                    Counters::bump(&self.counters.callback_panics);
+                }
+            }
+            if self.events.is_enabled() && !self.events.push(event) {
+                Counters::bump(&self.counters.events_dropped);
             }
         }
-        if self.events.is_enabled() && !self.events.push(event) {
-            Counters::bump(&self.counters.events_dropped);
-        }
+        // SAFETY: the caller won this entry's close CAS (`admission::close`,
+        // `close_if`, or the eviction in `admission::create`), which happens
+        // once per entry: this is the open hold's one release.
+        unsafe { entry.release_open_hold() };
     }
 
     /// Closes every expired session, and records when the next one can
@@ -663,10 +803,11 @@ impl<V: Send + Sync + 'static> Inner<V> {
         let mut expired = Vec::new();
         let mut next_deadline = now.saturating_add(self.timeouts.horizon_ms());
         self.index.for_each(|entry| {
-            if !entry.state.is_open() {
+            let state = entry.state.load();
+            if !state.is_open() {
                 return;
             }
-            match self.timeouts.first_deadline(entry) {
+            match self.timeouts.first_deadline(state, entry.state.opened_ms()) {
                 Some((deadline, reason)) if deadline <= now => {
                     expired.push((entry.clone(), reason));
                 }
@@ -675,9 +816,12 @@ impl<V: Send + Sync + 'static> Inner<V> {
             }
         });
         self.next_sweep_ms.store(next_deadline, Ordering::Relaxed);
+        // Each is closed only if it is still expired when its close CAS
+        // lands (a lookup may have touched it, or the host confirmed it,
+        // since the scan).
         expired
             .into_iter()
-            .filter(|(entry, reason)| self.close_entry(entry, *reason))
+            .filter(|(entry, _)| self.expire_entry(entry, now))
             .count()
     }
 
@@ -712,15 +856,17 @@ impl<V> Drop for Inner<V> {
             }
         });
         for entry in open {
-            let event = ClosedSession {
-                session: Session(entry),
-                reason: CloseReason::Shutdown,
-            };
             if let Some(callback) = &self.on_close {
+                let event = ClosedSession {
+                    session: entry.handle_while_open(),
+                    reason: CloseReason::Shutdown,
+                };
                 if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
                     Counters::bump(&self.counters.callback_panics);
                 }
             }
+            // SAFETY: this loop won the entry's close CAS just above.
+            unsafe { entry.release_open_hold() };
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Expiry rules: idle timeout, max lifetime, init deadline.
 
-use super::entry::Entry;
+use super::admission::StateSnapshot;
 use super::events::CloseReason;
 
 /// The configured deadlines, in milliseconds; `None` = off.
@@ -21,37 +21,45 @@ impl Timeouts {
         self.idle_ms.is_some() || self.lifetime_ms.is_some() || self.init_ms.is_some()
     }
 
-    /// Why `entry` has expired at `now_ms`, if it has. A session expires
-    /// when `now_ms - since >= timeout + margin`; if several deadlines have
+    /// Why a session in state `state`, published at `opened_ms`, has
+    /// expired at `now_ms`, if it has. A session expires when
+    /// `now_ms - since >= timeout + margin`; if several deadlines have
     /// passed, the one that passed first is the reason.
     #[inline]
-    pub(crate) fn expiry<V>(&self, entry: &Entry<V>, now_ms: u64) -> Option<CloseReason> {
-        self.first_deadline(entry)
+    pub(crate) fn expiry(
+        &self,
+        state: StateSnapshot,
+        opened_ms: u64,
+        now_ms: u64,
+    ) -> Option<CloseReason> {
+        self.first_deadline(state, opened_ms)
             .filter(|&(deadline, _)| deadline <= now_ms)
             .map(|(_, reason)| reason)
     }
 
-    /// The earliest of `entry`'s deadlines (ms) and the reason it would
-    /// close with then; `None` if no timeout applies to it. Deadlines only
-    /// move later (a lookup refreshes activity, a confirm drops the init
-    /// deadline), so this is a lower bound on when it can expire.
+    /// The earliest deadline (ms) of a session in state `state`, published
+    /// at `opened_ms`, and the reason it would close with then; `None` if
+    /// no timeout applies to it. Deadlines only move later (a lookup
+    /// refreshes activity, a confirm drops the init deadline), so this is a
+    /// lower bound on when it can expire.
     #[inline]
-    pub(crate) fn first_deadline<V>(&self, entry: &Entry<V>) -> Option<(u64, CloseReason)> {
+    pub(crate) fn first_deadline(
+        &self,
+        state: StateSnapshot,
+        opened_ms: u64,
+    ) -> Option<(u64, CloseReason)> {
         let after =
             |since: u64, timeout: u64| since.saturating_add(timeout).saturating_add(self.margin_ms);
-        let idle = self.idle_ms.map(|t| {
-            let last = entry
-                .last_activity_ms
-                .load(std::sync::atomic::Ordering::Relaxed);
-            (after(last, t), CloseReason::IdleTimeout)
-        });
+        let idle = self
+            .idle_ms
+            .map(|t| (after(state.activity_ms(), t), CloseReason::IdleTimeout));
         let lifetime = self
             .lifetime_ms
-            .map(|t| (after(entry.created_ms, t), CloseReason::MaxLifetime));
+            .map(|t| (after(opened_ms, t), CloseReason::MaxLifetime));
         let init = self
             .init_ms
-            .filter(|_| entry.state.is_pending())
-            .map(|t| (after(entry.created_ms, t), CloseReason::InitTimeout));
+            .filter(|_| state.is_pending())
+            .map(|t| (after(opened_ms, t), CloseReason::InitTimeout));
         [init, lifetime, idle]
             .into_iter()
             .flatten()

@@ -5,8 +5,11 @@ use std::time::Duration;
 use super::panic::ffi_boundary;
 use crate::{DEFAULT_EVENT_QUEUE_CAPACITY, DEFAULT_MAX_SESSIONS, OnFull};
 
-/// Registry settings. Start from `msc_config_default()` and change fields,
-/// so that fields added in later versions keep their defaults.
+/// Registry settings, version 1. **This layout is frozen**: a host built
+/// against any version of this header passes this exact struct, so no field
+/// is ever added to it. Settings added later are set through `msc_options`
+/// (`msc_options_new`, `msc_options_set_*`, `msc_registry_new_with_options`),
+/// which also sets all of these. Start from `msc_config_default()`.
 ///
 /// Times are milliseconds; 0 turns a timeout or the rate limit off.
 #[repr(C)]
@@ -38,7 +41,12 @@ pub struct msc_config {
 /// rate limit, 4,096 queued close events.
 #[unsafe(no_mangle)]
 pub extern "C" fn msc_config_default() -> msc_config {
-    ffi_boundary(|| msc_config {
+    ffi_boundary(defaults)
+}
+
+/// The defaults, as `msc_config_default` returns them.
+pub(crate) fn defaults() -> msc_config {
+    msc_config {
         max_sessions: DEFAULT_MAX_SESSIONS as u64,
         evict_oldest: 1,
         idle_timeout_ms: 0,
@@ -47,22 +55,13 @@ pub extern "C" fn msc_config_default() -> msc_config {
         rate_limit_max: 0,
         rate_limit_window_ms: 0,
         event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY as u64,
-    })
+    }
 }
 
 impl super::panic::PanicFallback for msc_config {
     fn on_panic() -> Self {
         // Built without anything that can panic.
-        msc_config {
-            max_sessions: DEFAULT_MAX_SESSIONS as u64,
-            evict_oldest: 1,
-            idle_timeout_ms: 0,
-            max_lifetime_ms: 0,
-            init_timeout_ms: 0,
-            rate_limit_max: 0,
-            rate_limit_window_ms: 0,
-            event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY as u64,
-        }
+        defaults()
     }
 }
 

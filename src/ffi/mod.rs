@@ -5,7 +5,18 @@
 //! # API conventions (after rustls-ffi)
 //!
 //! - Every function is safe to call from any thread at any time, including
-//!   concurrently on one registry.
+//!   concurrently on one registry, except `msc_registry_free` (nothing else
+//!   may run on that registry during or after it) and the `msc_options_*`
+//!   functions (one thread at a time per `msc_options`).
+//! - ABI stability: status and close-reason numbers are only appended;
+//!   `msc_config` and `msc_stats` are frozen structs; settings added later
+//!   come as `msc_options_set_*` functions, so a host compiled against an
+//!   older header keeps working with a newer library.
+//! - Close events: every session that ends is queued for
+//!   `msc_registry_drain_closed` with its tag; `msc_registry_shutdown`
+//!   closes the rest before `msc_registry_free`. When the queue is full an
+//!   event is dropped and counted in `msc_stats.events_dropped`: that is
+//!   how a host learns it lost one (size the queue, drain often).
 //! - No panic unwinds into C: each body runs inside the one panic-boundary helper (`panic::ffi_boundary`),
 //!   which turns a panic into `MSC_ERR_INTERNAL` (or the return type's
 //!   neutral value: 0 for counts, a static string for strings).
@@ -23,6 +34,7 @@
 #![allow(non_camel_case_types)]
 
 mod config;
+mod options;
 mod panic;
 mod registry;
 mod session;
@@ -30,10 +42,16 @@ mod status;
 mod util;
 
 pub use config::{msc_config, msc_config_default};
+pub use options::{
+    msc_on_full, msc_options, msc_options_free, msc_options_new,
+    msc_options_set_event_queue_capacity, msc_options_set_idle_timeout_ms,
+    msc_options_set_init_timeout_ms, msc_options_set_max_lifetime_ms, msc_options_set_max_sessions,
+    msc_options_set_on_full, msc_options_set_rate_limit, msc_registry_new_with_options,
+};
 pub use registry::{
     MSC_SESSION_ID_LEN, msc_closed_event, msc_registry, msc_registry_drain_closed,
     msc_registry_free, msc_registry_len, msc_registry_new, msc_registry_purge_expired,
-    msc_registry_stats, msc_stats,
+    msc_registry_shutdown, msc_registry_stats, msc_stats,
 };
 pub use session::{
     msc_session_close, msc_session_confirm, msc_session_create, msc_session_create_ex,

@@ -35,7 +35,9 @@ pub struct msc_closed_event {
 
 const _: () = assert!(MSC_SESSION_ID_LEN + 1 == 37);
 
-/// A snapshot of the registry's counters (see `msc_registry_stats`).
+/// A snapshot of the registry's counters (see `msc_registry_stats`). This
+/// layout is frozen, like `msc_config`'s: counters added later get
+/// functions of their own.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct msc_stats {
@@ -55,7 +57,10 @@ pub struct msc_stats {
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
     pub rate_limited: u64,
-    /// Close events dropped because the queue was full.
+    /// Close events dropped because the queue was full: each is a session
+    /// the host will not hear of (its tag is not returned). Size the queue
+    /// (`event_queue_capacity`) for the sessions that can close between two
+    /// drains; a growing count means tags are leaking.
     pub events_dropped: u64,
 }
 
@@ -78,31 +83,47 @@ pub unsafe extern "C" fn msc_registry_new(
     out: *mut *mut msc_registry,
 ) -> msc_status {
     ffi_boundary(|| {
-        if config.is_null() || out.is_null() {
+        if config.is_null() {
             return msc_status::MSC_ERR_NULL_ARGUMENT;
         }
         // SAFETY: non-NULL and readable by the caller's contract; every bit
         // pattern is a valid msc_config (integers only).
         let config = unsafe { *config };
-        let Some(builder) = config.apply(SessionRegistry::builder()) else {
-            return msc_status::MSC_ERR_INVALID_CONFIG;
-        };
-        match builder.build() {
-            Ok(inner) => {
-                let registry = Box::into_raw(Box::new(msc_registry { inner }));
-                // SAFETY: non-NULL and writable by the caller's contract.
-                unsafe { out.write(registry) };
-                msc_status::MSC_OK
-            }
-            Err(_) => msc_status::MSC_ERR_INVALID_CONFIG,
-        }
+        // SAFETY: forwarded caller contract for `out`.
+        unsafe { new_registry(&config, out) }
     })
 }
 
-/// Frees a registry made by `msc_registry_new`. Open sessions are closed
-/// (reason shutdown; their events are not queued, as the queue goes too).
-/// NULL is a no-op. The registry must not be used, by any thread, after or
-/// during this call.
+/// Builds a registry from `config` into `*out` (written only on `MSC_OK`).
+///
+/// # Safety
+///
+/// `out` is NULL or writable for one pointer.
+pub(crate) unsafe fn new_registry(config: &msc_config, out: *mut *mut msc_registry) -> msc_status {
+    if out.is_null() {
+        return msc_status::MSC_ERR_NULL_ARGUMENT;
+    }
+    let Some(builder) = config.apply(SessionRegistry::builder()) else {
+        return msc_status::MSC_ERR_INVALID_CONFIG;
+    };
+    match builder.build() {
+        Ok(inner) => {
+            let registry = Box::into_raw(Box::new(msc_registry { inner }));
+            // SAFETY: non-NULL and writable by the caller's contract.
+            unsafe { out.write(registry) };
+            msc_status::MSC_OK
+        }
+        Err(_) => msc_status::MSC_ERR_INVALID_CONFIG,
+    }
+}
+
+/// Frees a registry made by `msc_registry_new`. Sessions still open are
+/// closed and events still queued are discarded, unreported: call
+/// `msc_registry_shutdown` and drain first to hear of every session (and
+/// free each tag). NULL is a no-op.
+///
+/// **Not thread-safe**, unlike every other function: no other call on this
+/// registry may run, on any thread, during or after this one.
 ///
 /// # Safety
 ///
@@ -115,6 +136,41 @@ pub unsafe extern "C" fn msc_registry_free(registry: *mut msc_registry) {
             // caller's contract, freed only once.
             drop(unsafe { Box::from_raw(registry) });
         }
+    })
+}
+
+/// Shuts the registry down: from now on every create fails with
+/// `MSC_ERR_SHUT_DOWN`, and open sessions are closed with reason
+/// `MSC_CLOSE_SHUTDOWN` into the close-event queue. So that no event is
+/// dropped, one call closes at most as many sessions as the queue has free
+/// room; it stores how many sessions are still open in `*out_remaining`
+/// (if not NULL). Drain (`msc_registry_drain_closed`) and call again until
+/// that is 0; then every session the host ever created has been reported
+/// exactly once, and `msc_registry_free` loses nothing. Idempotent;
+/// thread-safe (lookups keep answering, `MSC_ERR_NOT_FOUND` for the closed
+/// sessions).
+///
+/// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `registry` is NULL.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `out_remaining` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_registry_shutdown(
+    registry: *mut msc_registry,
+    out_remaining: *mut usize,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(registry) = (unsafe { registry_ref(registry) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        let remaining = registry.inner.shutdown();
+        if !out_remaining.is_null() {
+            // SAFETY: non-NULL and writable by the caller's contract.
+            unsafe { out_remaining.write(remaining) };
+        }
+        msc_status::MSC_OK
     })
 }
 

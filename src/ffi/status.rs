@@ -33,6 +33,9 @@ pub enum msc_status {
     MSC_ERR_BUFFER_TOO_SMALL = 7,
     /// An internal failure: a caught panic, or no OS randomness for ids.
     MSC_ERR_INTERNAL = 8,
+    /// The registry is shut down (`msc_registry_shutdown`): it creates no
+    /// more sessions (HTTP 503).
+    MSC_ERR_SHUT_DOWN = 9,
 }
 
 /// Why a session was closed (see `msc_registry_drain_closed`). Stable
@@ -52,7 +55,7 @@ pub enum msc_close_reason {
     MSC_CLOSE_MAX_LIFETIME = 3,
     /// Not confirmed within `init_timeout_ms`.
     MSC_CLOSE_INIT_TIMEOUT = 4,
-    /// The registry was freed while the session was open.
+    /// Closed by `msc_registry_shutdown`.
     MSC_CLOSE_SHUTDOWN = 5,
 }
 
@@ -74,6 +77,7 @@ impl From<&CreateError> for msc_status {
         match err {
             CreateError::AtCapacity | CreateError::IdCollision => Self::MSC_ERR_AT_CAPACITY,
             CreateError::RateLimited { .. } => Self::MSC_ERR_RATE_LIMITED,
+            CreateError::ShutDown => Self::MSC_ERR_SHUT_DOWN,
             _ => Self::MSC_ERR_INTERNAL,
         }
     }
@@ -110,6 +114,7 @@ fn status_text(status: c_int) -> &'static [u8] {
         6 => b"malformed session id\0",
         7 => b"output buffer too small\0",
         8 => b"internal error\0",
+        9 => b"the registry is shut down\0",
         _ => b"unknown status\0",
     }
 }

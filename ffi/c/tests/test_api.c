@@ -127,6 +127,9 @@ static void test_status_values_stable(void) {
     CHECK_U64(MSC_ERR_MALFORMED_ID, 6);
     CHECK_U64(MSC_ERR_BUFFER_TOO_SMALL, 7);
     CHECK_U64(MSC_ERR_INTERNAL, 8);
+    CHECK_U64(MSC_ERR_SHUT_DOWN, 9);
+    CHECK_U64(MSC_ON_FULL_REJECT, 0);
+    CHECK_U64(MSC_ON_FULL_EVICT_OLDEST, 1);
     CHECK_U64(MSC_CLOSE_CLOSED, 0);
     CHECK_U64(MSC_CLOSE_EVICTED, 1);
     CHECK_U64(MSC_CLOSE_IDLE_TIMEOUT, 2);
@@ -150,8 +153,9 @@ static void test_status_str(void) {
         {MSC_ERR_MALFORMED_ID, "malformed session id"},
         {MSC_ERR_BUFFER_TOO_SMALL, "output buffer too small"},
         {MSC_ERR_INTERNAL, "internal error"},
+        {MSC_ERR_SHUT_DOWN, "the registry is shut down"},
     };
-    static const int unknown[] = {9, 10, 999, -1, INT_MIN, INT_MAX};
+    static const int unknown[] = {10, 11, 999, -1, INT_MIN, INT_MAX};
     size_t i, j;
     for (i = 0; i < sizeof known / sizeof known[0]; i++) {
         const char *s = msc_status_str(known[i].status);
@@ -1093,6 +1097,131 @@ static void test_stats(void) {
 
 /* ------------------------------------------------------------------ */
 
+
+/* ------------------------------------------------------------------ */
+/* msc_options: the extensible configuration                           */
+
+static void test_options_null_args(void) {
+    msc_options *o = NULL;
+    msc_registry *r = NULL;
+    CHECK_ST(msc_options_new(NULL), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_max_sessions(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_on_full(NULL, MSC_ON_FULL_REJECT), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_idle_timeout_ms(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_max_lifetime_ms(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_init_timeout_ms(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_rate_limit(NULL, 1, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_options_set_event_queue_capacity(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_registry_new_with_options(NULL, &r), MSC_ERR_NULL_ARGUMENT);
+    CHECK(r == NULL);
+    CHECK_ST(msc_options_new(&o), MSC_OK);
+    CHECK_ST(msc_registry_new_with_options(o, NULL), MSC_ERR_NULL_ARGUMENT);
+    msc_options_free(o);
+    msc_options_free(NULL);
+}
+
+static void test_options_validate(void) {
+    msc_options *o = NULL;
+    msc_registry *r = NULL;
+    CHECK_ST(msc_options_new(&o), MSC_OK);
+    CHECK_ST(msc_options_set_on_full(o, 2), MSC_ERR_INVALID_CONFIG);
+    CHECK_ST(msc_options_set_max_sessions(o, 0), MSC_OK);
+    CHECK_ST(msc_registry_new_with_options(o, &r), MSC_ERR_INVALID_CONFIG);
+    CHECK(r == NULL);
+    CHECK_ST(msc_options_set_max_sessions(o, 4), MSC_OK);
+    CHECK_ST(msc_options_set_rate_limit(o, 5, 0), MSC_OK);
+    CHECK_ST(msc_registry_new_with_options(o, &r), MSC_ERR_INVALID_CONFIG);
+    CHECK_ST(msc_options_set_rate_limit(o, 0, 0), MSC_OK);
+    CHECK_ST(msc_options_set_event_queue_capacity(o, (uint64_t)1 << 40), MSC_OK);
+    CHECK_ST(msc_registry_new_with_options(o, &r), MSC_ERR_INVALID_CONFIG);
+    CHECK(r == NULL);
+    msc_options_free(o);
+}
+
+/* Every setter takes effect: reject at 2, init deadline, a queue of 1. */
+static void test_options_apply(void) {
+    msc_options *o = NULL;
+    msc_registry *r = NULL;
+    char a[ID_BUF], b[ID_BUF], c[ID_BUF];
+    msc_closed_event ev[4];
+    uint64_t tag = 0;
+    CHECK_ST(msc_options_new(&o), MSC_OK);
+    CHECK_ST(msc_options_set_max_sessions(o, 2), MSC_OK);
+    CHECK_ST(msc_options_set_on_full(o, MSC_ON_FULL_REJECT), MSC_OK);
+    CHECK_ST(msc_options_set_idle_timeout_ms(o, 600000), MSC_OK);
+    CHECK_ST(msc_options_set_max_lifetime_ms(o, 600000), MSC_OK);
+    CHECK_ST(msc_options_set_init_timeout_ms(o, 30), MSC_OK);
+    CHECK_ST(msc_options_set_rate_limit(o, 100, 60000), MSC_OK);
+    CHECK_ST(msc_options_set_event_queue_capacity(o, 1), MSC_OK);
+    CHECK_ST(msc_registry_new_with_options(o, &r), MSC_OK);
+    msc_options_free(o); /* the registry copied them */
+    CHECK_ST(msc_session_create(r, 1, NULL, a), MSC_OK);
+    CHECK_ST(msc_session_create(r, 2, NULL, b), MSC_OK);
+    CHECK_ST(msc_session_create(r, 3, NULL, c), MSC_ERR_AT_CAPACITY);
+    CHECK_ST(msc_session_confirm(r, a), MSC_OK);
+    sleep_ms(80); /* b misses its 30 ms init deadline */
+    CHECK_ST(msc_session_get(r, b, NULL, &tag), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_session_get(r, a, NULL, &tag), MSC_OK);
+    CHECK_U64(tag, 1);
+    CHECK_ST(msc_session_close(r, a, NULL), MSC_OK);
+    /* queue of 1: b's event is kept, a's is dropped and counted */
+    {
+        msc_stats st;
+        CHECK_ST(msc_registry_stats(r, &st), MSC_OK);
+        CHECK_U64(st.events_dropped, 1);
+    }
+    CHECK_U64(msc_registry_drain_closed(r, ev, 4), 1);
+    CHECK_U64(ev[0].tag, 2);
+    CHECK_U64(ev[0].reason, MSC_CLOSE_INIT_TIMEOUT);
+    msc_registry_free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* shutdown: every tag comes back, no event dropped                    */
+
+static void test_shutdown_reports_every_tag(void) {
+    msc_config c = msc_config_default();
+    msc_registry *r;
+    char id[ID_BUF];
+    msc_closed_event ev[16];
+    static unsigned char seen[1000];
+    size_t remaining = 12345, n, i, total = 0;
+    int calls = 0;
+    uint64_t t;
+    msc_stats st;
+    c.max_sessions = 1000;
+    c.event_queue_capacity = 16;
+    r = new_registry(&c);
+    memset(seen, 0, sizeof seen);
+    for (t = 0; t < 1000; t++) {
+        CHECK_ST(msc_session_create(r, t, NULL, id), MSC_OK);
+    }
+    CHECK_ST(msc_registry_shutdown(NULL, &remaining), MSC_ERR_NULL_ARGUMENT);
+    CHECK_U64(remaining, 12345);
+    do {
+        CHECK_ST(msc_registry_shutdown(r, &remaining), MSC_OK);
+        calls++;
+        while ((n = msc_registry_drain_closed(r, ev, 16)) > 0) {
+            for (i = 0; i < n; i++) {
+                CHECK_U64(ev[i].reason, MSC_CLOSE_SHUTDOWN);
+                CHECK(ev[i].tag < 1000 && !seen[ev[i].tag]);
+                if (ev[i].tag < 1000) {
+                    seen[ev[i].tag] = 1;
+                }
+                total++;
+            }
+        }
+    } while (remaining > 0 && calls < 1000);
+    CHECK_U64(remaining, 0);
+    CHECK_U64(total, 1000);
+    CHECK_ST(msc_registry_stats(r, &st), MSC_OK);
+    CHECK_U64(st.events_dropped, 0);
+    CHECK_U64(msc_registry_len(r), 0);
+    CHECK_ST(msc_session_create(r, 5, NULL, id), MSC_ERR_SHUT_DOWN);
+    CHECK_ST(msc_registry_shutdown(r, NULL), MSC_OK); /* idempotent */
+    msc_registry_free(r);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("mcp-session-core %s: C API tests\n", msc_version());
@@ -1109,6 +1238,10 @@ int main(void) {
     RUN(test_registry_free_null);
     RUN(test_len_null);
     RUN(test_free_with_open_sessions_and_events);
+    RUN(test_options_null_args);
+    RUN(test_options_validate);
+    RUN(test_options_apply);
+    RUN(test_shutdown_reports_every_tag);
 
     RUN(test_create_get_close_roundtrip);
     RUN(test_tags_are_opaque);
