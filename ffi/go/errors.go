@@ -156,6 +156,8 @@ func statusError(code int) error {
 		return ErrBufferTooSmall
 	case 8:
 		return ErrInternal
+	case 9: // MSC_ERR_SHUT_DOWN: the registry was shut down
+		return ErrClosed
 	default:
 		return fmt.Errorf("%w: unknown status %d", ErrInternal, code)
 	}

@@ -498,12 +498,12 @@ func (r *Registry[T]) Stats() Stats {
 
 // Shutdown frees the registry like Free and returns what the host still has
 // to tear down: the close events not drained yet (oldest first, with their
-// reasons), then every session still open, with ReasonShutdown, in no
-// particular order. A session whose close event was dropped (see
-// Stats.EventsDropped) is reported with ReasonShutdown too. Every handle is
-// released. It waits for calls in progress on other goroutines; after it,
-// every method returns ErrClosed (or a zero value). A second call returns
-// nil.
+// reasons), then every session still open, with ReasonShutdown (closed by
+// msc_registry_shutdown, a queue's worth at a time, so no event is dropped).
+// A session whose close event was dropped earlier (see Stats.EventsDropped)
+// is reported with ReasonShutdown too. Every handle is released. It waits
+// for calls in progress on other goroutines; after it, every method returns
+// ErrClosed (or a zero value). A second call returns nil.
 func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -511,8 +511,19 @@ func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
 		return nil
 	}
 	out := r.drainLocked(nil)
+	for {
+		var remaining C.size_t
+		if C.msc_registry_shutdown(r.ptr, &remaining) != C.MSC_OK {
+			break
+		}
+		out = r.drainLocked(out)
+		if remaining == 0 {
+			break
+		}
+	}
 	C.msc_registry_free(r.ptr)
 	r.ptr = nil
+	// Only sessions whose event the queue dropped before are left here.
 	r.handles.Range(func(k, v any) bool {
 		h := k.(cgo.Handle)
 		r.handles.Delete(h)

@@ -751,3 +751,36 @@ func TestHTTPStatus(t *testing.T) {
 		t.Errorf("CreateError.Error() = %q", ce.Error())
 	}
 }
+
+// Shutdown reports every open session once, with ReasonShutdown, even when
+// far more sessions are open than the close-event queue holds (the library
+// closes a queue's worth at a time), and leaves no handle behind.
+func TestShutdownLargerThanTheQueue(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxSessions = 1000
+	cfg.EventQueueCapacity = 8
+	r, err := New[int](cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int]string{}
+	for i := 0; i < 1000; i++ {
+		ids[i] = mustCreate(t, r, i, nil)
+	}
+	if n := outstanding(r); n != 1000 {
+		t.Fatalf("%d handles for 1000 open sessions", n)
+	}
+	seen := map[int]bool{}
+	for _, ev := range r.Shutdown() {
+		if ev.Reason != ReasonShutdown || ids[ev.Value] != ev.ID || seen[ev.Value] {
+			t.Fatalf("bad shutdown event %+v", ev)
+		}
+		seen[ev.Value] = true
+	}
+	if len(seen) != 1000 {
+		t.Fatalf("%d sessions reported, want 1000", len(seen))
+	}
+	if n := outstanding(r); n != 0 {
+		t.Fatalf("%d handles left after Shutdown", n)
+	}
+}

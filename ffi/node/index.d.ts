@@ -15,6 +15,7 @@ export declare const ErrorCode: Readonly<{
   MALFORMED_ID: 'MALFORMED_ID';
   BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL';
   INTERNAL: 'INTERNAL';
+  SHUT_DOWN: 'SHUT_DOWN';
   /** Binding-level: the registry was used after `free()`. */
   REGISTRY_FREED: 'REGISTRY_FREED';
   /** A status number this binding does not know (a newer library). */

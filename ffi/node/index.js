@@ -28,6 +28,7 @@ const STATUS_CODES = Object.freeze([
   'MALFORMED_ID',
   'BUFFER_TOO_SMALL',
   'INTERNAL',
+  'SHUT_DOWN',
 ]);
 
 /** Error codes a `SessionError` can carry. */
@@ -40,6 +41,8 @@ export const ErrorCode = Object.freeze({
   MALFORMED_ID: 'MALFORMED_ID',
   BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL',
   INTERNAL: 'INTERNAL',
+  /** The registry was shut down (by `free()`): it creates no more sessions. */
+  SHUT_DOWN: 'SHUT_DOWN',
   /** Binding-level: the registry was used after `free()`. */
   REGISTRY_FREED: 'REGISTRY_FREED',
   /** A status number this binding does not know (a newer library). */
@@ -49,6 +52,7 @@ export const ErrorCode = Object.freeze({
 /** HTTP status per DESIGN.md "HTTP mapping"; everything else is a 500. */
 const HTTP_STATUS = Object.freeze({
   AT_CAPACITY: 503,
+  SHUT_DOWN: 503,
   RATE_LIMITED: 429,
   NOT_FOUND: 404,
   MALFORMED_ID: 400,
@@ -149,6 +153,9 @@ function declare(lib) {
       'msc_status msc_registry_new(const msc_config *config, _Out_ msc_registry **out)',
     ),
     msc_registry_free: lib.func('void msc_registry_free(msc_registry *registry)'),
+    msc_registry_shutdown: lib.func(
+      'msc_status msc_registry_shutdown(msc_registry *registry, _Out_ size_t *out_remaining)',
+    ),
     msc_registry_len: lib.func('size_t msc_registry_len(const msc_registry *registry)'),
     msc_registry_purge_expired: lib.func(
       'msc_status msc_registry_purge_expired(msc_registry *registry, _Out_ size_t *out_count)',
@@ -548,11 +555,20 @@ export class SessionRegistry {
   /**
    * Frees the native registry. Idempotent. Returns every value still held:
    * first the queued close events, then each session still open with reason
-   * 'shutdown' (the library does not queue those). [] on later calls.
+   * 'shutdown' (closed by the library's `msc_registry_shutdown`, a queue's
+   * worth at a time, so none is dropped). Afterwards `heldValues` is 0.
+   * [] on later calls.
    */
   free() {
     if (this.#ptr === null) return [];
     const released = this.drainClosed();
+    const remaining = [0];
+    for (;;) {
+      if (this.#api.msc_registry_shutdown(this.#ptr, remaining) !== 0) break;
+      released.push(...this.drainClosed());
+      if (toNumber(remaining[0]) === 0) break;
+    }
+    // Only sessions whose close event the queue dropped earlier are left.
     for (const { id, value } of this.#values.values()) {
       released.push({ id, value, reason: CloseReason.SHUTDOWN });
     }

@@ -450,22 +450,37 @@ describe('free', () => {
     r.create('b');
     const c = r.create('c'); // evicts a
     const released = r.free();
+    // Queued events first; then the open sessions, in no particular order.
     assert.deepEqual(
       released.map((e) => [e.value, e.reason]),
-      [
-        ['a', 'evicted'],
-        ['b', 'shutdown'],
-        ['c', 'shutdown'],
-      ],
+      [['a', 'evicted'], ...released.slice(1).map((e) => [e.value, 'shutdown'])],
     );
+    assert.deepEqual(released.slice(1).map((e) => e.value).sort(), ['b', 'c']);
     assert.equal(released[0].id, a);
-    assert.equal(released[2].id, c);
+    assert.equal(released.find((e) => e.value === 'c').id, c);
     assert.equal(r.freed, true);
     assert.equal(r.heldValues, 0);
     assert.deepEqual(r.free(), []);
     assert.deepEqual(r.free(), []);
     assert.equal(r.len, 0);
     assert.deepEqual(r.drainClosed(), []);
+  });
+
+  test('free reports sessions far beyond the queue capacity, and holds nothing after', () => {
+    const r = new SessionRegistry({ maxSessions: 1000, eventQueueCapacity: 8 });
+    const ids = new Map();
+    for (let i = 0; i < 1000; i++) ids.set(i, r.create(i));
+    assert.equal(r.heldValues, 1000);
+    const released = r.free();
+    assert.equal(released.length, 1000);
+    const seen = new Set();
+    for (const e of released) {
+      assert.equal(e.reason, 'shutdown');
+      assert.equal(ids.get(e.value), e.id);
+      assert.ok(!seen.has(e.value), 'reported twice');
+      seen.add(e.value);
+    }
+    assert.equal(r.heldValues, 0);
   });
 
   test('use after free is REGISTRY_FREED, never a crash', () => {
@@ -578,6 +593,7 @@ describe('raw C ABI (native())', () => {
       [6, 'MALFORMED_ID', 400],
       [7, 'BUFFER_TOO_SMALL', 500],
       [8, 'INTERNAL', 500],
+      [9, 'SHUT_DOWN', 503],
       [99, 'UNKNOWN', 500],
     ];
     for (const [status, code, http] of expected) {
