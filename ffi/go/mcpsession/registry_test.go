@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"runtime"
-	"runtime/cgo"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func newReg[T any](t *testing.T, cfg Config) *Registry[T] {
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}
-	t.Cleanup(r.Free)
+	t.Cleanup(func() { r.Close() })
 	return r
 }
 
@@ -34,29 +33,29 @@ func mustCreate[T any](t *testing.T, r *Registry[T], v T, principal []byte) stri
 	return id
 }
 
-// outstanding counts the handles the registry has not released.
+// outstanding counts the values the registry has not released.
 func outstanding[T any](r *Registry[T]) int {
-	n := 0
-	r.handles.Range(func(_, _ any) bool { n++; return true })
-	return n
+	return r.values.len()
 }
 
-// handlesOf snapshots the registry's outstanding handles.
-func handlesOf[T any](r *Registry[T]) []cgo.Handle {
-	var hs []cgo.Handle
-	r.handles.Range(func(k, _ any) bool { hs = append(hs, k.(cgo.Handle)); return true })
-	return hs
-}
-
-// deleted reports whether h was deleted (Value panics on a deleted handle).
-func deleted(h cgo.Handle) (gone bool) {
-	defer func() {
-		if recover() != nil {
-			gone = true
+// handlesOf snapshots the tags of the registry's outstanding values.
+func handlesOf[T any](r *Registry[T]) []uint64 {
+	var tags []uint64
+	for i := range r.values.shards {
+		s := &r.values.shards[i]
+		s.mu.RLock()
+		for tag := range s.m {
+			tags = append(tags, tag)
 		}
-	}()
-	h.Value()
-	return false
+		s.mu.RUnlock()
+	}
+	return tags
+}
+
+// deleted reports whether the value of tag was released.
+func deleted[T any](r *Registry[T], tag uint64) bool {
+	_, held := r.values.get(tag)
+	return !held
 }
 
 func TestVersion(t *testing.T) {
@@ -67,7 +66,7 @@ func TestVersion(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	want := Config{MaxSessions: 10000, OnFull: EvictOldest, EventQueueCapacity: 4096}
+	want := Config{MaxSessions: 10000, OnFull: EvictOldest}
 	if c != want {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", c, want)
 	}
@@ -124,13 +123,13 @@ func TestCreateGetCloseDrain(t *testing.T) {
 	if n := r.Len(); n != 1 {
 		t.Fatalf("Len = %d", n)
 	}
-	if v, err := r.Close(id); err != nil || v != "a" {
+	if v, err := r.CloseSession(id); err != nil || v != "a" {
 		t.Fatalf("Close = (%q, %v)", v, err)
 	}
 	if _, err := r.Get(id, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Close: %v", err)
 	}
-	if _, err := r.Close(id); !errors.Is(err, ErrNotFound) {
+	if _, err := r.CloseSession(id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Close: %v", err)
 	}
 	if err := r.Confirm(id); !errors.Is(err, ErrNotFound) {
@@ -177,7 +176,7 @@ func TestMalformedID(t *testing.T) {
 		if err := r.Confirm(id); !errors.Is(err, ErrMalformedID) {
 			t.Errorf("Confirm(%q): %v", id, err)
 		}
-		if _, err := r.Close(id); !errors.Is(err, ErrMalformedID) {
+		if _, err := r.CloseSession(id); !errors.Is(err, ErrMalformedID) {
 			t.Errorf("Close(%q): %v", id, err)
 		}
 	}
@@ -197,7 +196,7 @@ func TestUnknownID(t *testing.T) {
 	if err := r.Confirm(unknownID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Confirm: %v", err)
 	}
-	if _, err := r.Close(unknownID); !errors.Is(err, ErrNotFound) {
+	if _, err := r.CloseSession(unknownID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Close: %v", err)
 	}
 	if HTTPStatus(ErrNotFound) != http.StatusNotFound {
@@ -266,7 +265,7 @@ func TestRejectAtCapacity(t *testing.T) {
 	if s := r.Stats(); s.RejectedFull != 1 || s.Created != 2 {
 		t.Fatalf("Stats = %+v", s)
 	}
-	if _, err := r.Close(a); err != nil {
+	if _, err := r.CloseSession(a); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Create(4, nil); err != nil {
@@ -517,7 +516,7 @@ func TestHandlesReleasedExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Free()
+		defer r.Close()
 		seen := map[*tracked]int{}
 		created := map[*tracked]string{}
 		var values []*tracked
@@ -529,7 +528,7 @@ func TestHandlesReleasedExactlyOnce(t *testing.T) {
 		}
 		all := handlesOf(r)
 		for _, v := range values[12:14] { // close two open ones
-			if got, err := r.Close(created[v]); err != nil || got != v {
+			if got, err := r.CloseSession(created[v]); err != nil || got != v {
 				t.Fatalf("Close = (%v, %v)", got, err)
 			}
 		}
@@ -574,7 +573,7 @@ func TestHandlesReleasedExactlyOnce(t *testing.T) {
 			t.Fatalf("%d of 20 values reported", len(seen))
 		}
 		for _, h := range all {
-			if !deleted(h) {
+			if !deleted(r, h) {
 				t.Fatalf("handle %d not deleted", h)
 			}
 		}
@@ -596,17 +595,17 @@ func TestFreeWithOpenSessions(t *testing.T) {
 	for i := 0; i < 6; i++ { // 2 evicted, events left undrained
 		ids = append(ids, mustCreate(t, r, bytes.Repeat([]byte{byte(i)}, 10), []byte("p")))
 	}
-	if _, err := r.Close(ids[5]); err != nil {
+	if _, err := r.CloseSession(ids[5]); err != nil {
 		t.Fatal(err)
 	}
 	hs := handlesOf(r)
 	if len(hs) != 6 {
 		t.Fatalf("%d handles before Free, want 6 (3 open + 3 undrained events)", len(hs))
 	}
-	r.Free()
-	r.Free() // idempotent
+	r.Close()
+	r.Close() // idempotent
 	for _, h := range hs {
-		if !deleted(h) {
+		if !deleted(r, h) {
 			t.Fatalf("handle %d survived Free", h)
 		}
 	}
@@ -619,7 +618,7 @@ func TestFreeWithOpenSessions(t *testing.T) {
 	if err := r.Confirm(ids[0]); !errors.Is(err, ErrClosed) {
 		t.Errorf("Confirm after Free: %v", err)
 	}
-	if _, err := r.Close(ids[0]); !errors.Is(err, ErrClosed) {
+	if _, err := r.CloseSession(ids[0]); !errors.Is(err, ErrClosed) {
 		t.Errorf("Close after Free: %v", err)
 	}
 	if _, err := r.PurgeExpired(); !errors.Is(err, ErrClosed) {

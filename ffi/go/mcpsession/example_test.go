@@ -17,7 +17,7 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	defer reg.Free()
+	defer reg.Close()
 
 	id, _ := reg.Create("my transport", nil)
 	v, err := reg.Get(id, nil)
@@ -26,7 +26,7 @@ func ExampleNew() {
 	_, err = reg.Get("not-a-session-id", nil)
 	fmt.Println(mcpsession.HTTPStatus(err), err)
 
-	reg.Close(id)
+	reg.CloseSession(id)
 	for _, ev := range reg.DrainClosed() {
 		fmt.Println(ev.Value, ev.Reason)
 	}
@@ -69,7 +69,7 @@ func mcpHandler(reg *mcpsession.Registry[*transport]) http.Handler {
 			return
 		}
 		if req.Method == http.MethodDelete {
-			if _, err := reg.Close(id); err != nil {
+			if _, err := reg.CloseSession(id); err != nil {
 				writeError(w, err)
 				return
 			}
@@ -107,7 +107,7 @@ func Example_httpHandler() {
 	if err != nil {
 		panic(err)
 	}
-	defer reg.Free()
+	defer reg.Close()
 	srv := httptest.NewServer(mcpHandler(reg))
 	defer srv.Close()
 

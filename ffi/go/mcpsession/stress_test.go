@@ -28,7 +28,7 @@ func TestStress(t *testing.T) {
 		opsPerWorker = 2_500
 	}
 	cases := []struct {
-		max    uint64
+		max    int
 		onFull OnFull
 		init   time.Duration
 	}{
@@ -49,13 +49,13 @@ func TestStress(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Free()
+			defer r.Close()
 			stress(t, r, c.max, workers, opsPerWorker)
 		})
 	}
 }
 
-func stress(t *testing.T, r *Registry[*stressValue], max uint64, workers, opsPerWorker int) {
+func stress(t *testing.T, r *Registry[*stressValue], max int, workers, opsPerWorker int) {
 	var (
 		nextValue atomic.Int64
 		created   atomic.Int64
@@ -90,11 +90,11 @@ func stress(t *testing.T, r *Registry[*stressValue], max uint64, workers, opsPer
 				return
 			default:
 			}
-			if n := r.Len(); uint64(n) > max {
+			if n := r.Len(); n > max {
 				t.Errorf("Len() = %d > MaxSessions %d", n, max)
 				return
 			}
-			if s := r.Stats(); s.Live > max {
+			if s := r.Stats(); s.Live > uint64(max) {
 				t.Errorf("Stats().Live = %d > MaxSessions %d", s.Live, max)
 				return
 			}
@@ -159,7 +159,7 @@ func stress(t *testing.T, r *Registry[*stressValue], max uint64, workers, opsPer
 					k := rng.Intn(len(ids))
 					m := ids[k]
 					ids = append(ids[:k], ids[k+1:]...)
-					got, err := r.Close(m.id)
+					got, err := r.CloseSession(m.id)
 					if err == nil && got != m.v {
 						t.Errorf("Close(%s) = value %d, want %d", m.id, got.n, m.v.n)
 					} else if err != nil && !errors.Is(err, ErrNotFound) {
@@ -190,7 +190,7 @@ func stress(t *testing.T, r *Registry[*stressValue], max uint64, workers, opsPer
 	record(r.DrainClosed())
 	s := r.Stats()
 	live := r.Len()
-	if uint64(live) != s.Live || uint64(live) > max {
+	if uint64(live) != s.Live || live > max {
 		t.Fatalf("Len %d, Stats %+v", live, s)
 	}
 	if s.EventsDropped != 0 {

@@ -1,18 +1,31 @@
 package mcpsession
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libmcp_session_core.a -lm -ldl -lpthread
+#cgo CFLAGS: -I${SRCDIR}/include
+#cgo linux,amd64 LDFLAGS: ${SRCDIR}/lib/linux_amd64/libmcp_session_core.a -lm -ldl -lpthread
+#cgo linux,arm64 LDFLAGS: ${SRCDIR}/lib/linux_arm64/libmcp_session_core.a -lm -ldl -lpthread
+#cgo darwin,amd64 LDFLAGS: ${SRCDIR}/lib/darwin_amd64/libmcp_session_core.a -lm -framework Security -framework CoreFoundation
+#cgo darwin,arm64 LDFLAGS: ${SRCDIR}/lib/darwin_arm64/libmcp_session_core.a -lm -framework Security -framework CoreFoundation
+#include <stdint.h>
 #include "mcp_session_core.h"
+
+// msc_session_get_ex with the registry passed as an integer: cgo cannot
+// tell that a pointer to the opaque msc_registry is C memory, so it checks
+// it at every call through an interface conversion that allocates. The
+// registry is C memory (from msc_registry_new), so the check is moot.
+static inline enum msc_status mscgo_session_get(uintptr_t registry, const char *id,
+		const uint8_t *principal, size_t principal_len, uint64_t *out_tag) {
+	return msc_session_get_ex((struct msc_registry *)registry, id, principal, principal_len, out_tag);
+}
 */
 import "C"
 
 import (
 	"math"
 	"runtime"
-	"runtime/cgo"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -57,7 +70,7 @@ func (o OnFull) String() string {
 type Config struct {
 	// MaxSessions is the most sessions open at once (at least 1). The bound
 	// is exact: never exceeded, not even for an instant.
-	MaxSessions uint64
+	MaxSessions int
 	// OnFull chooses between FIFO eviction and rejection at capacity.
 	OnFull OnFull
 	// IdleTimeout closes a session no Get has found for this long; 0 = off.
@@ -73,25 +86,28 @@ type Config struct {
 	// RateWindow is the rate limit's window; at least 1 ms when RateLimit is
 	// set.
 	RateWindow time.Duration
-	// EventQueueCapacity is how many close events are kept for DrainClosed
-	// before new ones are dropped (counted in Stats.EventsDropped); 0 = the
-	// library default, 4096. At most 16,777,216.
+	// EventQueueCapacity is how many close events the C queue keeps for
+	// DrainClosed before new ones are dropped (counted in
+	// Stats.EventsDropped). 0 (the default) sizes it to MaxSessions (at
+	// least 4,096, at most 16,777,216), so that PurgeExpired — which first
+	// moves the queued events to the binding and then closes at most
+	// MaxSessions sessions — never drops one. At most 16,777,216.
 	EventQueueCapacity int
 }
 
 // DefaultConfig returns the library's defaults: 10,000 sessions, evict the
-// oldest, no timeouts, no rate limit, 4,096 queued close events.
+// oldest, no timeouts, no rate limit, and an event queue sized to
+// MaxSessions (EventQueueCapacity 0).
 func DefaultConfig() Config {
 	c := C.msc_config_default()
 	cfg := Config{
-		MaxSessions:        uint64(c.max_sessions),
-		OnFull:             Reject,
-		IdleTimeout:        time.Duration(c.idle_timeout_ms) * time.Millisecond,
-		MaxLifetime:        time.Duration(c.max_lifetime_ms) * time.Millisecond,
-		InitTimeout:        time.Duration(c.init_timeout_ms) * time.Millisecond,
-		RateLimit:          int(c.rate_limit_max),
-		RateWindow:         time.Duration(c.rate_limit_window_ms) * time.Millisecond,
-		EventQueueCapacity: int(c.event_queue_capacity),
+		MaxSessions: int(c.max_sessions),
+		OnFull:      Reject,
+		IdleTimeout: time.Duration(c.idle_timeout_ms) * time.Millisecond,
+		MaxLifetime: time.Duration(c.max_lifetime_ms) * time.Millisecond,
+		InitTimeout: time.Duration(c.init_timeout_ms) * time.Millisecond,
+		RateLimit:   int(c.rate_limit_max),
+		RateWindow:  time.Duration(c.rate_limit_window_ms) * time.Millisecond,
 	}
 	if c.evict_oldest == 1 {
 		cfg.OnFull = EvictOldest
@@ -122,6 +138,9 @@ func msDuration(ms C.uint64_t) time.Duration {
 // so that fields added to msc_config later keep their defaults.
 func (cfg Config) toC() (C.msc_config, error) {
 	c := C.msc_config_default()
+	if cfg.MaxSessions < 0 {
+		return c, ErrInvalidConfig
+	}
 	c.max_sessions = C.uint64_t(cfg.MaxSessions)
 	switch cfg.OnFull {
 	case EvictOldest:
@@ -141,7 +160,30 @@ func (cfg Config) toC() (C.msc_config, error) {
 	}
 	c.rate_limit_max = C.uint64_t(cfg.RateLimit)
 	c.event_queue_capacity = C.uint64_t(cfg.EventQueueCapacity)
+	if cfg.EventQueueCapacity == 0 {
+		c.event_queue_capacity = C.uint64_t(defaultQueueCapacity(cfg.MaxSessions))
+	}
 	return c, nil
+}
+
+// Bounds of the default event queue capacity (the C library's default and
+// its maximum).
+const (
+	minDefaultQueue = 4096
+	maxQueue        = 1 << 24
+)
+
+// defaultQueueCapacity is the queue a Config with EventQueueCapacity 0
+// gets: room for every session to close at once.
+func defaultQueueCapacity(maxSessions int) int {
+	switch {
+	case maxSessions < minDefaultQueue:
+		return minDefaultQueue
+	case maxSessions > maxQueue:
+		return maxQueue
+	default:
+		return maxSessions
+	}
 }
 
 // Stats is a snapshot of a registry's counters. The counters are monotonic
@@ -165,7 +207,7 @@ type Stats struct {
 	RateLimited uint64
 	// EventsDropped counts close events dropped because the event queue was
 	// full. If it is not 0, drain more often or raise EventQueueCapacity:
-	// each dropped event leaves a handle that only Free/Shutdown releases.
+	// each dropped event leaves a value that only Close/Shutdown releases.
 	EventsDropped uint64
 }
 
@@ -179,32 +221,61 @@ type ClosedEvent[T any] struct {
 	Reason CloseReason
 }
 
-// entry is what a session's cgo.Handle holds.
+// entry is what the value table holds for a tag.
 type entry[T any] struct {
 	id    string // set once Create succeeds; read only under Registry.mu.Lock
 	value T
 }
 
+// callBuf holds the C out-parameters of one call. It is pooled: passing a
+// stack variable's address to C makes it escape to the heap, which would
+// cost an allocation per Get.
+type callBuf struct {
+	id  [C.MSC_SESSION_ID_LEN + 1]C.char
+	tag C.uint64_t
+}
+
+var callBufs = sync.Pool{New: func() any { return new(callBuf) }}
+
+// fill copies id into b.id NUL-terminated; false if id cannot be a
+// canonical id (wrong length, or an embedded NUL that C would stop at).
+func (b *callBuf) fill(id string) bool {
+	if len(id) != IDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] == 0 {
+			return false
+		}
+		b.id[i] = C.char(id[i])
+	}
+	b.id[IDLen] = 0
+	return true
+}
+
 // Registry is a session registry holding a value of type T per session. It
 // is safe for concurrent use by any number of goroutines. Create one with
-// New and release it with Free (or Shutdown); a finalizer frees a registry
+// New and release it with Close (or Shutdown); a finalizer closes a registry
 // that becomes unreachable without it, but do not rely on that.
 type Registry[T any] struct {
-	// mu: every call into C holds it for reading; Free/Shutdown hold it for
+	// mu: every call into C holds it for reading; Close/Shutdown hold it for
 	// writing, so the C registry is never used during or after its free.
 	mu  sync.RWMutex
 	ptr *C.msc_registry // nil once freed
 
-	// drainMu: Close holds it for reading from the C close until it has
-	// read the value; DrainClosed holds it for writing while it pops events
-	// and deletes their handles, so a Close never loses its value to a
-	// concurrent drain.
+	// drainMu: CloseSession holds it for reading from the C close until it
+	// has read the value; draining holds it for writing while it pops events
+	// and takes their values, so a CloseSession never loses its value to a
+	// concurrent drain. It also guards pending.
 	drainMu sync.RWMutex
+	// pending: events moved out of the C queue by PurgeExpired (so that the
+	// purge has the whole queue's room), returned by the next DrainClosed.
+	pending []ClosedEvent[T]
 
-	// handles is every handle not yet deleted (sessions open, or closed with
-	// their event not drained yet): cgo.Handle -> *entry[T]. LoadAndDelete on
-	// it decides who deletes a handle, so each is deleted exactly once.
-	handles sync.Map
+	// values: every tag not yet reported (sessions open, or closed with
+	// their event not drained yet). take decides who releases a value.
+	values  valueTable[T]
+	nextTag atomic.Uint64
 }
 
 // New creates a registry with cfg. It returns ErrInvalidConfig if the
@@ -219,7 +290,7 @@ func New[T any](cfg Config) (*Registry[T], error) {
 		return nil, statusError(int(st))
 	}
 	r := &Registry[T]{ptr: ptr}
-	runtime.SetFinalizer(r, func(r *Registry[T]) { r.Free() })
+	runtime.SetFinalizer(r, func(r *Registry[T]) { r.Shutdown() })
 	return r, nil
 }
 
@@ -240,36 +311,10 @@ func principalArg(p []byte) (*C.uint8_t, C.size_t) {
 	}
 }
 
-// idArg copies id into a NUL-terminated buffer; ok is false if id cannot be
-// a canonical id (wrong length, or an embedded NUL that C would stop at).
-func idArg(id string) (buf [C.MSC_SESSION_ID_LEN + 1]C.char, ok bool) {
-	if len(id) != IDLen {
-		return buf, false
-	}
-	for i := 0; i < len(id); i++ {
-		if id[i] == 0 {
-			return buf, false
-		}
-		buf[i] = C.char(id[i])
-	}
-	return buf, true
-}
-
-// release deletes a handle unless someone already did.
-func (r *Registry[T]) release(h cgo.Handle) {
-	if _, ok := r.handles.LoadAndDelete(h); ok {
-		h.Delete()
-	}
-}
-
 // lookup returns the entry of a tag the C library gave back; ok is false if
-// its handle was deleted meanwhile (its close event was drained).
+// it was taken meanwhile (its close event was drained).
 func (r *Registry[T]) lookup(tag C.uint64_t) (*entry[T], bool) {
-	v, ok := r.handles.Load(cgo.Handle(tag))
-	if !ok {
-		return nil, false
-	}
-	return v.(*entry[T]), true
+	return r.values.get(uint64(tag))
 }
 
 // Create opens a session holding value and returns its id (IDLen bytes, for
@@ -283,7 +328,7 @@ func (r *Registry[T]) lookup(tag C.uint64_t) (*entry[T], bool) {
 //
 // Errors: a *CreateError wrapping ErrRateLimited (HTTP 429) or
 // ErrAtCapacity (HTTP 503), with RetryAfter; ErrInternal if the OS random
-// generator fails; ErrClosed after Free.
+// generator fails; ErrClosed after Close.
 func (r *Registry[T]) Create(value T, principal []byte) (string, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -291,37 +336,40 @@ func (r *Registry[T]) Create(value T, principal []byte) (string, error) {
 		return "", ErrClosed
 	}
 	e := &entry[T]{value: value}
-	h := cgo.NewHandle(e)
+	tag := r.nextTag.Add(1)
 	// Recorded before the C call: the session may be evicted and its event
 	// drained by another goroutine before msc_session_create_ex returns.
-	r.handles.Store(h, e)
-	var id [C.MSC_SESSION_ID_LEN + 1]C.char
-	var retryMs C.uint64_t
+	r.values.put(tag, e)
+	b := callBufs.Get().(*callBuf)
+	defer callBufs.Put(b)
 	p, n := principalArg(principal)
-	st := C.msc_session_create_ex(r.ptr, C.uint64_t(h), p, n, &id[0], C.size_t(len(id)), &retryMs)
+	st := C.msc_session_create_ex(r.ptr, C.uint64_t(tag), p, n, &b.id[0], C.size_t(len(b.id)), &b.tag)
 	if st != C.MSC_OK {
-		r.release(h)
+		r.values.take(tag)
 		err := statusError(int(st))
 		if st == C.MSC_ERR_AT_CAPACITY || st == C.MSC_ERR_RATE_LIMITED {
-			return "", &CreateError{Err: err, RetryAfter: msDuration(retryMs)}
+			return "", &CreateError{Err: err, RetryAfter: msDuration(b.tag)}
 		}
 		return "", err
 	}
-	e.id = C.GoStringN(&id[0], C.MSC_SESSION_ID_LEN)
-	return e.id, nil
+	id := C.GoStringN(&b.id[0], C.MSC_SESSION_ID_LEN)
+	e.id = id
+	return id, nil
 }
 
 // Get validates a request's session: it looks up id (the Mcp-Session-Id
 // header value) for a caller presenting principal (nil = none), refreshes
 // the session's activity (for IdleTimeout) and returns its value.
 //
-// The C lookup is lock-free and allocation-free; the binding adds a read
-// lock (taken for writing only by Free/Shutdown) and a sync.Map lookup. An
-// expired session found here is closed (its event queued for DrainClosed).
+// Get does not allocate (checked by TestGetAllocationFree): the C lookup is
+// lock-free and allocation-free, and the binding adds a read lock (taken
+// for writing only by Close/Shutdown), a pooled buffer for the C call and a
+// lookup in a sharded map. An expired session found here is closed (its
+// event queued for DrainClosed).
 //
 // Errors: ErrMalformedID (HTTP 400) if id is not a canonical session id,
 // including ""; ErrNotFound (HTTP 404) if it is unknown, closed, evicted,
-// expired or bound to another principal; ErrClosed after Free.
+// expired or bound to another principal; ErrClosed after Close.
 func (r *Registry[T]) Get(id string, principal []byte) (T, error) {
 	var zero T
 	r.mu.RLock()
@@ -329,16 +377,17 @@ func (r *Registry[T]) Get(id string, principal []byte) (T, error) {
 	if r.ptr == nil {
 		return zero, ErrClosed
 	}
-	idc, ok := idArg(id)
-	if !ok {
+	b := callBufs.Get().(*callBuf)
+	defer callBufs.Put(b)
+	if !b.fill(id) {
 		return zero, ErrMalformedID
 	}
-	var tag C.uint64_t
 	p, n := principalArg(principal)
-	if st := C.msc_session_get_ex(r.ptr, &idc[0], p, n, &tag); st != C.MSC_OK {
+	reg := C.uintptr_t(uintptr(unsafe.Pointer(r.ptr)))
+	if st := C.mscgo_session_get(reg, &b.id[0], p, n, &b.tag); st != C.MSC_OK {
 		return zero, statusError(int(st))
 	}
-	e, ok := r.lookup(tag)
+	e, ok := r.lookup(b.tag)
 	if !ok {
 		// Closed and drained since the C lookup: it is not open any more.
 		return zero, ErrNotFound
@@ -351,45 +400,46 @@ func (r *Registry[T]) Get(id string, principal []byte) (T, error) {
 // Idempotent. The principal is not checked: validate with Get first.
 //
 // Errors: ErrMalformedID; ErrNotFound if the session is not open;
-// ErrClosed after Free.
+// ErrClosed after Close.
 func (r *Registry[T]) Confirm(id string) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.ptr == nil {
 		return ErrClosed
 	}
-	idc, ok := idArg(id)
-	if !ok {
+	b := callBufs.Get().(*callBuf)
+	defer callBufs.Put(b)
+	if !b.fill(id) {
 		return ErrMalformedID
 	}
-	return statusError(int(C.msc_session_confirm(r.ptr, &idc[0])))
+	return statusError(int(C.msc_session_confirm(r.ptr, &b.id[0])))
 }
 
-// Close closes the session id (e.g. on HTTP DELETE) and returns its value.
-// Its close event (ReasonClosed) is queued as for any other close, so
-// DrainClosed reports it too and releases its handle then. The principal is
+// CloseSession closes the session id (e.g. on HTTP DELETE) and returns its
+// value. Its close event (ReasonClosed) is queued as for any other close, so
+// DrainClosed reports it too and releases the value then. The principal is
 // not checked: validate the caller with Get first.
 //
 // Errors: ErrMalformedID (HTTP 400); ErrNotFound (HTTP 404) if it was not
-// open, e.g. a second Close of one session; ErrClosed after Free.
-func (r *Registry[T]) Close(id string) (T, error) {
+// open, e.g. a second CloseSession of one session; ErrClosed after Close.
+func (r *Registry[T]) CloseSession(id string) (T, error) {
 	var zero T
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.ptr == nil {
 		return zero, ErrClosed
 	}
-	idc, ok := idArg(id)
-	if !ok {
+	b := callBufs.Get().(*callBuf)
+	defer callBufs.Put(b)
+	if !b.fill(id) {
 		return zero, ErrMalformedID
 	}
 	r.drainMu.RLock()
 	defer r.drainMu.RUnlock()
-	var tag C.uint64_t
-	if st := C.msc_session_close(r.ptr, &idc[0], &tag); st != C.MSC_OK {
+	if st := C.msc_session_close(r.ptr, &b.id[0], &b.tag); st != C.MSC_OK {
 		return zero, statusError(int(st))
 	}
-	e, ok := r.lookup(tag)
+	e, ok := r.lookup(b.tag)
 	if !ok {
 		// Cannot happen: the event cannot be drained while drainMu is held.
 		return zero, ErrInternal
@@ -403,13 +453,21 @@ func (r *Registry[T]) Close(id string) (T, error) {
 // Confirm that meets one closes it (queuing its event) and returns
 // ErrNotFound, so PurgeExpired only counts the sessions no lookup met. Call
 // it periodically (e.g. every few seconds), then DrainClosed. It walks every
-// session: O(open sessions). Errors: ErrClosed after Free.
+// session: O(open sessions).
+//
+// No event is dropped by a purge: it first moves the events already queued
+// into the binding (kept for the next DrainClosed), so the whole C queue is
+// free, and a purge closes at most MaxSessions sessions, which the default
+// EventQueueCapacity holds. Errors: ErrClosed after Close.
 func (r *Registry[T]) PurgeExpired() (int, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.ptr == nil {
 		return 0, ErrClosed
 	}
+	r.drainMu.Lock()
+	r.pending = r.drainLocked(r.pending)
+	r.drainMu.Unlock()
 	var n C.size_t
 	if st := C.msc_registry_purge_expired(r.ptr, &n); st != C.MSC_OK {
 		return 0, statusError(int(st))
@@ -421,9 +479,9 @@ func (r *Registry[T]) PurgeExpired() (int, error) {
 const drainBatch = 64
 
 // DrainClosed returns every queued close event, oldest first, and releases
-// the handles of those sessions: each session is reported exactly once, by
+// the values of those sessions: each session is reported exactly once, by
 // one DrainClosed call (or by Shutdown). It returns nil if there is none or
-// after Free.
+// after Close.
 func (r *Registry[T]) DrainClosed() []ClosedEvent[T] {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -432,7 +490,9 @@ func (r *Registry[T]) DrainClosed() []ClosedEvent[T] {
 	}
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
-	return r.drainLocked(nil)
+	out := r.pending
+	r.pending = nil
+	return r.drainLocked(out)
 }
 
 // drainLocked pops all events; the caller holds mu (read or write) with a
@@ -443,12 +503,10 @@ func (r *Registry[T]) drainLocked(out []ClosedEvent[T]) []ClosedEvent[T] {
 		n := int(C.msc_registry_drain_closed(r.ptr, &buf[0], C.size_t(len(buf))))
 		for i := 0; i < n; i++ {
 			ev := &buf[i]
-			h := cgo.Handle(ev.tag)
-			if _, ok := r.handles.LoadAndDelete(h); !ok {
+			e, ok := r.values.take(uint64(ev.tag))
+			if !ok {
 				continue // not a tag of ours: cannot happen
 			}
-			e := h.Value().(*entry[T])
-			h.Delete()
 			out = append(out, ClosedEvent[T]{
 				ID:     C.GoString(&ev.id[0]),
 				Value:  e.value,
@@ -462,7 +520,7 @@ func (r *Registry[T]) drainLocked(out []ClosedEvent[T]) []ClosedEvent[T] {
 }
 
 // Len returns the number of open sessions (never above MaxSessions); 0 after
-// Free.
+// Close.
 func (r *Registry[T]) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -472,7 +530,7 @@ func (r *Registry[T]) Len() int {
 	return int(C.msc_registry_len(r.ptr))
 }
 
-// Stats returns a snapshot of the counters; the zero Stats after Free.
+// Stats returns a snapshot of the counters; the zero Stats after Close.
 func (r *Registry[T]) Stats() Stats {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -496,12 +554,12 @@ func (r *Registry[T]) Stats() Stats {
 	}
 }
 
-// Shutdown frees the registry like Free and returns what the host still has
+// Shutdown frees the registry like Close and returns what the host still has
 // to tear down: the close events not drained yet (oldest first, with their
 // reasons), then every session still open, with ReasonShutdown (closed by
 // msc_registry_shutdown, a queue's worth at a time, so no event is dropped).
 // A session whose close event was dropped earlier (see Stats.EventsDropped)
-// is reported with ReasonShutdown too. Every handle is released. It waits
+// is reported with ReasonShutdown too. Every value is released. It waits
 // for calls in progress on other goroutines; after it, every method returns
 // ErrClosed (or a zero value). A second call returns nil.
 func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
@@ -510,7 +568,8 @@ func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
 	if r.ptr == nil {
 		return nil
 	}
-	out := r.drainLocked(nil)
+	out := r.drainLocked(r.pending)
+	r.pending = nil
 	for {
 		var remaining C.size_t
 		if C.msc_registry_shutdown(r.ptr, &remaining) != C.MSC_OK {
@@ -524,25 +583,21 @@ func (r *Registry[T]) Shutdown() []ClosedEvent[T] {
 	C.msc_registry_free(r.ptr)
 	r.ptr = nil
 	// Only sessions whose event the queue dropped before are left here.
-	r.handles.Range(func(k, v any) bool {
-		h := k.(cgo.Handle)
-		r.handles.Delete(h)
-		e := v.(*entry[T])
-		h.Delete()
+	for _, e := range r.values.takeAll() {
 		out = append(out, ClosedEvent[T]{ID: e.id, Value: e.value, Reason: ReasonShutdown})
-		return true
-	})
+	}
 	runtime.SetFinalizer(r, nil)
 	return out
 }
 
-// Free frees the registry: open sessions are closed, every handle (of open
-// sessions and of events not drained) is released and their values are
-// dropped without being reported; use Shutdown to get them. Idempotent and
-// safe to call concurrently with other methods, which return ErrClosed
-// afterwards.
-func (r *Registry[T]) Free() {
+// Close frees the registry (io.Closer): open sessions are closed, every
+// value (of open sessions and of events not drained) is released without
+// being reported; use Shutdown to get them. It waits for calls in progress,
+// is idempotent and safe to call concurrently with other methods, which
+// return ErrClosed afterwards. It always returns nil.
+func (r *Registry[T]) Close() error {
 	r.Shutdown()
+	return nil
 }
 
 // Version returns the C library's version, such as "0.1.0".
