@@ -38,7 +38,11 @@ export declare const CloseReason: Readonly<{
   /** Still open when the registry was freed (reported by `free()` only). */
   SHUTDOWN: 'shutdown';
 }>;
-export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
+/**
+ * A close reason: one of `CloseReason`, or `unknown(n)` for a reason number
+ * this binding does not know (a newer library).
+ */
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason] | `unknown(${number})`;
 
 /** A caller identity a session can be bound to: UTF-8 text or raw bytes. */
 export type Principal = string | Uint8Array;
@@ -46,7 +50,7 @@ export type Principal = string | Uint8Array;
 /** A 64-bit setting: a safe integer, or a BigInt for larger values. */
 export type U64 = number | bigint;
 
-export interface SessionRegistryOptions {
+export interface SessionRegistryOptions<V = unknown> {
   /** The most sessions open at once; at least 1. Default 10,000. */
   maxSessions?: U64;
   /** At capacity: evict the oldest session (default) or reject the new one. */
@@ -60,11 +64,23 @@ export interface SessionRegistryOptions {
   /** At most `max` creations per sliding window of `windowMs` (ms). */
   rateLimit?: { max: U64; windowMs: U64 } | null;
   /**
-   * Close events kept for `drainClosed()` before new ones are dropped (and
-   * counted in `eventsDropped`); 0/absent = 4096. A dropped event's value
-   * stays held until `free()`, so drain often or size this generously.
+   * The C close-event queue's size; 0/absent = `maxSessions` (at least
+   * 4,096, at most 16,777,216), so that every session can expire in one
+   * `purgeExpired()` without a drop. The binding keeps up to
+   * `eventQueueCapacity + maxSessions` undrained events for `drainClosed()`;
+   * beyond that the oldest are discarded (their values released), counted
+   * in `eventsDiscarded`. Unused with `onClose`.
    */
   eventQueueCapacity?: U64;
+  /**
+   * Receives each close event as soon as the binding sees it (during the
+   * `create`, `close`, `purgeExpired`, `get` or `confirm` call that closed
+   * the session); the value is released then, and `drainClosed()` returns
+   * []. An exception it throws is rethrown asynchronously (an uncaught
+   * exception), after the other events were delivered. Not called by
+   * `free()`, which returns the rest.
+   */
+  onClose?: ((event: ClosedSession<V>) => void) | null;
 }
 
 /** A session that left the registry, with the value it held. */
@@ -90,8 +106,14 @@ export interface RegistryStats {
   rejectedFull: number;
   /** Creates refused by the rate limit. */
   rateLimited: number;
-  /** Close events dropped because the queue was full. */
+  /** Close events the C queue dropped because it was full (0 with this binding's default settings). */
   eventsDropped: number;
+  /**
+   * Undrained close events the binding discarded (their values released)
+   * because more than `eventQueueCapacity + maxSessions` were waiting for
+   * `drainClosed()`.
+   */
+  eventsDiscarded: number;
 }
 
 /** A failed registry operation. */
@@ -104,7 +126,8 @@ export declare class SessionError extends Error {
   status: number | undefined;
   /**
    * The HTTP status to answer with: MALFORMED_ID 400, NOT_FOUND 404,
-   * RATE_LIMITED 429, AT_CAPACITY 503, anything else 500.
+   * RATE_LIMITED 429, AT_CAPACITY, SHUT_DOWN and REGISTRY_FREED 503,
+   * anything else 500.
    */
   httpStatus: number;
   /** AT_CAPACITY and RATE_LIMITED: when a retry can succeed, in ms. */
@@ -120,7 +143,7 @@ export declare class SessionError extends Error {
  */
 export declare class SessionRegistry<V = unknown> implements Disposable {
   /** @throws {SessionError} INVALID_CONFIG */
-  constructor(options?: SessionRegistryOptions);
+  constructor(options?: SessionRegistryOptions<V>);
 
   /**
    * Creates a session holding `value`, bound to `principal` if given.
@@ -155,19 +178,25 @@ export declare class SessionRegistry<V = unknown> implements Disposable {
    */
   close(id: unknown): V;
 
-  /** Closes every expired session (each queued as a close event); returns how many. */
+  /**
+   * Closes every expired session and returns how many; their events go to
+   * `onClose` or wait for `drainClosed()`. None is dropped.
+   */
   purgeExpired(): number;
 
   /**
-   * Takes every queued close event, oldest first, releasing each value.
-   * [] after `free()`.
+   * Takes every close event not yet reported, oldest first, releasing each
+   * value. [] with `onClose`, and after `free()`.
    */
   drainClosed(): ClosedSession<V>[];
 
   /** Open sessions now; 0 after `free()`. */
   readonly len: number;
 
-  /** Values the binding holds: open sessions plus closed ones not yet drained. */
+  /**
+   * Values the binding holds: open sessions plus closed ones not yet
+   * drained; at most `2 * maxSessions + eventQueueCapacity`.
+   */
   readonly heldValues: number;
 
   /** True once `free()` ran. */
@@ -187,8 +216,15 @@ export declare class SessionRegistry<V = unknown> implements Disposable {
   [Symbol.dispose](): void;
 }
 
-/** `$MCP_SESSION_CORE_LIB`, or `<repo>/target/release/libmcp_session_core.so`. */
+/**
+ * The library loaded: `$MCP_SESSION_CORE_LIB`, else the one in the
+ * per-platform package (`platformPackageName()`), else
+ * `<repo>/target/release/` in a checkout.
+ */
 export declare function libraryPath(): string;
+
+/** The per-platform package for this machine, e.g. `mcp-session-core-linux-x64-gnu`. */
+export declare function platformPackageName(): string;
 
 /** The library's version, e.g. "0.1.0". */
 export declare function version(): string;
@@ -196,8 +232,9 @@ export declare function version(): string;
 /** The library's English description of a `msc_status` number. */
 export declare function statusText(status: number): string;
 
-/** The SessionError for a `msc_status` number (for callers of `native()`). */
-export declare function errorFromStatus(status: number): SessionError;
+/** The SessionError for a `msc_status` number (for callers of `native()`); null for 0 (`MSC_OK`). */
+export declare function errorFromStatus(status: 0): null;
+export declare function errorFromStatus(status: number): SessionError | null;
 
 /** koffi type objects of the header's types. */
 export interface NativeTypes {
@@ -236,6 +273,7 @@ export interface NativeApi {
   msc_config_default(): NativeConfig;
   msc_registry_new(config: NativeConfig | null, out: [RegistryPtr | null]): number;
   msc_registry_free(registry: RegistryPtr | null): void;
+  msc_registry_shutdown(registry: RegistryPtr | null, outRemaining: [number | bigint | null] | null): number;
   msc_registry_len(registry: RegistryPtr | null): number;
   msc_registry_purge_expired(registry: RegistryPtr | null, outCount: [number | bigint | null] | null): number;
   msc_registry_drain_closed(registry: RegistryPtr | null, out: OutBuf, capacity: number): number;

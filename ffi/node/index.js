@@ -8,6 +8,7 @@
 
 import koffi from 'koffi';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -53,6 +54,8 @@ export const ErrorCode = Object.freeze({
 const HTTP_STATUS = Object.freeze({
   AT_CAPACITY: 503,
   SHUT_DOWN: 503,
+  // Used after free(): the server is shutting down (Go's ErrClosed too).
+  REGISTRY_FREED: 503,
   RATE_LIMITED: 429,
   NOT_FOUND: 404,
   MALFORMED_ID: 400,
@@ -82,25 +85,59 @@ export const CloseReason = Object.freeze({
 // Loading the library and declaring the ABI
 // ---------------------------------------------------------------------------
 
-function defaultLibraryPath() {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const repo = path.resolve(here, '..', '..');
-  const file =
-    process.platform === 'win32'
-      ? 'mcp_session_core.dll'
-      : process.platform === 'darwin'
-        ? 'libmcp_session_core.dylib'
-        : 'libmcp_session_core.so';
-  return path.join(repo, 'target', 'release', file);
+const LIB_FILE =
+  process.platform === 'win32'
+    ? 'mcp_session_core.dll'
+    : process.platform === 'darwin'
+      ? 'libmcp_session_core.dylib'
+      : 'libmcp_session_core.so';
+
+/** `gnu` or `musl` on Linux (how napi-rs tells them apart), else ''. */
+function linuxLibc() {
+  if (process.platform !== 'linux') return '';
+  const header = process.report?.getReport?.().header;
+  return header?.glibcVersionRuntime ? 'gnu' : 'musl';
 }
 
 /**
- * The library path used: `$MCP_SESSION_CORE_LIB`, or
- * `<repo>/target/release/libmcp_session_core.so` (built by
- * `cargo build --release`).
+ * The name of the npm package that ships the library for this platform:
+ * `mcp-session-core-<platform>-<arch>[-<libc>]`, e.g.
+ * `mcp-session-core-linux-x64-gnu` (an optional dependency of this package;
+ * npm installs only the one whose os/cpu/libc match).
+ */
+export function platformPackageName() {
+  const libc = linuxLibc();
+  const abi = process.platform === 'win32' ? '-msvc' : libc ? `-${libc}` : '';
+  return `mcp-session-core-${process.platform}-${process.arch}${abi}`;
+}
+
+function platformPackageLibrary() {
+  const require = createRequire(import.meta.url);
+  try {
+    return path.join(path.dirname(require.resolve(`${platformPackageName()}/package.json`)), LIB_FILE);
+  } catch {
+    return null;
+  }
+}
+
+function checkoutLibrary() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return path.join(here, '..', '..', 'target', 'release', LIB_FILE);
+}
+
+/**
+ * The library path used, first found of: `$MCP_SESSION_CORE_LIB` (the
+ * override); the platform package's library (`platformPackageName()`,
+ * installed with this package); `<repo>/target/release/` when running from
+ * a checkout (after `cargo build --release`).
  */
 export function libraryPath() {
-  return process.env.MCP_SESSION_CORE_LIB || defaultLibraryPath();
+  if (process.env.MCP_SESSION_CORE_LIB) return process.env.MCP_SESSION_CORE_LIB;
+  const fromPackage = platformPackageLibrary();
+  if (fromPackage && existsSync(fromPackage)) return fromPackage;
+  const fromCheckout = checkoutLibrary();
+  if (existsSync(fromCheckout)) return fromCheckout;
+  return fromPackage ?? fromCheckout;
 }
 
 let nativeApi = null;
@@ -207,7 +244,7 @@ export function native() {
   } catch (err) {
     const hint = existsSync(file)
       ? ''
-      : ' (not found: run `cargo build --release` in the repository, or set MCP_SESSION_CORE_LIB)';
+      : ` (not found: install ${platformPackageName()} (npm installs it with mcp-session-core on a supported platform), run \`cargo build --release\` in a checkout, or set MCP_SESSION_CORE_LIB)`;
     throw new Error(`mcp-session-core: cannot load ${file}${hint}: ${err.message}`, { cause: err });
   }
   nativeApi = declare(lib);
@@ -262,10 +299,10 @@ function statusError(status, extra = {}) {
 
 /**
  * The SessionError for a `msc_status` number (for hosts calling `native()`
- * directly). Status 0 is not an error; it gives code 'OK'.
+ * directly); `null` for 0 (`MSC_OK`), which is not an error.
  */
 export function errorFromStatus(status) {
-  return statusError(status);
+  return status === 0 ? null : statusError(status);
 }
 
 function check(status) {
@@ -322,7 +359,18 @@ const CONFIG_KEYS = new Set([
   'initTimeoutMs',
   'rateLimit',
   'eventQueueCapacity',
+  'onClose',
 ]);
+
+// The C library's default queue and its maximum.
+const MIN_DEFAULT_QUEUE = 4096;
+const MAX_QUEUE = 2 ** 24;
+
+/** The queue an absent/0 eventQueueCapacity gets: room for every session. */
+function defaultQueueCapacity(maxSessions) {
+  const max = Number(maxSessions);
+  return Math.min(Math.max(max, MIN_DEFAULT_QUEUE), MAX_QUEUE);
+}
 
 function configInt(name, v) {
   if (typeof v === 'bigint' ? v >= 0n && v < 2n ** 64n : Number.isSafeInteger(v) && v >= 0) return v;
@@ -368,6 +416,10 @@ function buildConfig(options) {
     set('rate_limit_max', 'rateLimit.max', rl.max ?? 0);
     set('rate_limit_window_ms', 'rateLimit.windowMs', rl.windowMs ?? 0);
   }
+  if (!options.eventQueueCapacity) c.event_queue_capacity = defaultQueueCapacity(c.max_sessions);
+  if (options.onClose !== undefined && options.onClose !== null && typeof options.onClose !== 'function') {
+    throw new SessionError(ErrorCode.INVALID_CONFIG, 'onClose must be a function', { status: 2 });
+  }
   return c;
 }
 
@@ -384,6 +436,18 @@ const finalizer = new FinalizationRegistry((ptr) => {
 /**
  * An exact-capacity session registry. Methods are synchronous; the library
  * is lock-free, so they never block the event loop for long.
+ *
+ * Close events: every call that can close a session (create, close,
+ * purgeExpired, a get/confirm/close that finds it expired) moves the C
+ * queue's events into the binding, so the C queue never fills and drops
+ * one. With the `onClose` option each event is passed to it there and then
+ * (its value released); without it, events wait for `drainClosed()`, at
+ * most `eventQueueCapacity + maxSessions` of them (`eventQueueCapacity`
+ * defaults to `maxSessions`, at least 4,096), so a purge of every session
+ * never discards one even with a queue's worth already waiting; beyond
+ * that the oldest are discarded and counted in `stats().eventsDiscarded`.
+ * So a host that never drains holds at most
+ * `2 * maxSessions + eventQueueCapacity` values, never an unbounded number.
  */
 export class SessionRegistry {
   #ptr;
@@ -395,6 +459,13 @@ export class SessionRegistry {
   #idBuf = Buffer.alloc(ID_BUF_LEN);
   #u64 = new BigUint64Array(1);
   #eventBuf;
+  // Close events taken from the C queue (so it never fills and drops one),
+  // waiting for drainClosed(); at most #pendingMax, the oldest discarded
+  // beyond that. Unused with onClose.
+  #pending = [];
+  #pendingMax;
+  #discarded = 0;
+  #onClose = null;
 
   /**
    * @param {import('./index.js').SessionRegistryOptions} [options]
@@ -405,6 +476,8 @@ export class SessionRegistry {
     const out = [null];
     check(this.#api.msc_registry_new(config, out));
     this.#ptr = out[0];
+    this.#pendingMax = Number(config.event_queue_capacity) + Number(config.max_sessions);
+    this.#onClose = options.onClose ?? null;
     this.#eventBuf = Buffer.alloc(koffi.sizeof(this.#api.types.msc_closed_event) * DRAIN_BATCH);
     finalizer.register(this, this.#ptr, this);
   }
@@ -440,10 +513,13 @@ export class SessionRegistry {
     if (status !== 0) {
       const retryAfterMs =
         status === 3 || status === 4 ? Math.min(Number(this.#u64[0]), Number.MAX_SAFE_INTEGER) : undefined;
-      throw statusError(status, { retryAfterMs });
+      const err = statusError(status, { retryAfterMs });
+      this.#collect(); // a create at capacity may have closed expired sessions
+      throw err;
     }
     const id = this.#idBuf.toString('latin1', 0, SESSION_ID_LEN);
     this.#values.set(tag, { id, value });
+    this.#collect(); // an eviction (or expired sessions reclaimed) queued events
     return id;
   }
 
@@ -456,7 +532,12 @@ export class SessionRegistry {
     const ptr = this.#live();
     const idText = idArg(id);
     const [p, plen] = principalArg(principal);
-    check(this.#api.msc_session_get_ex(ptr, idText, p, plen, this.#u64));
+    const status = this.#api.msc_session_get_ex(ptr, idText, p, plen, this.#u64);
+    if (status !== 0) {
+      const err = statusError(status);
+      if (status === 5) this.#collect(); // it may have expired here
+      throw err;
+    }
     return this.#entry(this.#u64[0]).value;
   }
 
@@ -466,7 +547,12 @@ export class SessionRegistry {
    */
   confirm(id) {
     const ptr = this.#live();
-    check(this.#api.msc_session_confirm(ptr, idArg(id)));
+    const status = this.#api.msc_session_confirm(ptr, idArg(id));
+    if (status !== 0) {
+      const err = statusError(status);
+      if (status === 5) this.#collect(); // it may have expired here
+      throw err;
+    }
   }
 
   /**
@@ -477,25 +563,69 @@ export class SessionRegistry {
    */
   close(id) {
     const ptr = this.#live();
-    check(this.#api.msc_session_close(ptr, idArg(id), this.#u64));
-    return this.#entry(this.#u64[0]).value;
+    const status = this.#api.msc_session_close(ptr, idArg(id), this.#u64);
+    if (status !== 0) {
+      const err = statusError(status);
+      if (status === 5) this.#collect(); // it may have expired here
+      throw err;
+    }
+    const { value } = this.#entry(this.#u64[0]);
+    this.#collect();
+    return value;
   }
 
-  /** Closes every expired session (queuing close events); returns how many. */
+  /**
+   * Closes every expired session and returns how many. Their close events
+   * go to `onClose`, or wait for `drainClosed()`. The C queue is emptied
+   * first, so a purge of up to `eventQueueCapacity` sessions (by default
+   * all `maxSessions`) drops none.
+   */
   purgeExpired() {
     const ptr = this.#live();
+    this.#collect();
     const out = [0];
     check(this.#api.msc_registry_purge_expired(ptr, out));
+    this.#collect();
     return toNumber(out[0]);
   }
 
   /**
-   * Takes every queued close event, oldest first, and releases each value:
-   * a session's value is returned here exactly once. [] after free().
-   * @returns {{ id: string, value: any, reason: string }[]}
+   * Moves every event of the C queue out of it, releasing the values from
+   * #values: to `onClose`, or to #pending (bounded by #pendingMax, that is
+   * eventQueueCapacity + maxSessions: the
+   * oldest are discarded, counted in `eventsDiscarded`).
    */
-  drainClosed() {
-    if (this.#ptr === null) return [];
+  #collect() {
+    if (this.#ptr === null) return;
+    const events = this.#takeNative();
+    if (events.length === 0) return;
+    if (this.#onClose === null) {
+      for (const ev of events) this.#pending.push(ev);
+      const excess = this.#pending.length - this.#pendingMax;
+      if (excess > 0) {
+        this.#pending.splice(0, excess);
+        this.#discarded += excess;
+      }
+      return;
+    }
+    this.#deliver(events);
+  }
+
+  /** Calls onClose for each event; an exception is rethrown asynchronously. */
+  #deliver(events) {
+    for (const ev of events) {
+      try {
+        this.#onClose(ev);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  /** Pops every event of the C queue, oldest first, releasing the values. */
+  #takeNative() {
     const { msc_registry_drain_closed, types } = this.#api;
     const size = koffi.sizeof(types.msc_closed_event);
     const closed = [];
@@ -516,6 +646,20 @@ export class SessionRegistry {
     }
   }
 
+  /**
+   * Takes every close event not yet reported, oldest first, and releases
+   * each value: a session's value is returned here exactly once. With
+   * `onClose`, events go there instead and this returns []. [] after free().
+   * @returns {{ id: string, value: any, reason: string }[]}
+   */
+  drainClosed() {
+    if (this.#ptr === null) return [];
+    this.#collect();
+    const closed = this.#pending;
+    this.#pending = [];
+    return closed;
+  }
+
   /** Open sessions now (never above maxSessions); 0 after free(). */
   get len() {
     return this.#ptr === null ? 0 : toNumber(this.#api.msc_registry_len(this.#ptr));
@@ -523,10 +667,11 @@ export class SessionRegistry {
 
   /**
    * Values held by the binding: open sessions plus closed ones not yet
-   * drained. 0 once everything is drained (or after free()).
+   * drained (at most `2 * maxSessions + eventQueueCapacity`). 0 once everything
+   * is drained (or after free()).
    */
   get heldValues() {
-    return this.#values.size;
+    return this.#values.size + this.#pending.length;
   }
 
   /** True once `free()` ran. */
@@ -549,6 +694,7 @@ export class SessionRegistry {
       rejectedFull: toNumber(s.rejected_full),
       rateLimited: toNumber(s.rate_limited),
       eventsDropped: toNumber(s.events_dropped),
+      eventsDiscarded: this.#discarded,
     };
   }
 
@@ -557,15 +703,17 @@ export class SessionRegistry {
    * first the queued close events, then each session still open with reason
    * 'shutdown' (closed by the library's `msc_registry_shutdown`, a queue's
    * worth at a time, so none is dropped). Afterwards `heldValues` is 0.
-   * [] on later calls.
+   * `onClose` is not called for these. [] on later calls.
    */
   free() {
     if (this.#ptr === null) return [];
-    const released = this.drainClosed();
+    const released = this.#pending;
+    this.#pending = [];
+    released.push(...this.#takeNative());
     const remaining = [0];
     for (;;) {
       if (this.#api.msc_registry_shutdown(this.#ptr, remaining) !== 0) break;
-      released.push(...this.drainClosed());
+      released.push(...this.#takeNative());
       if (toNumber(remaining[0]) === 0) break;
     }
     // Only sessions whose close event the queue dropped earlier are left.

@@ -84,6 +84,7 @@ describe('create / get / len / stats', () => {
         rejectedFull: 0,
         rateLimited: 0,
         eventsDropped: 0,
+        eventsDiscarded: 0,
       });
     });
   });
@@ -422,22 +423,20 @@ describe('configuration', () => {
     new SessionRegistry({ rateLimit: null }).free();
   });
 
-  test('a bounded event queue drops (and counts) overflow; free() still releases every value', () => {
+  test('a bounded event queue discards (and counts) the oldest undrained events; values stay bounded', () => {
     const r = new SessionRegistry({ maxSessions: 1, eventQueueCapacity: 2 });
-    for (let i = 0; i < 5; i++) r.create(i);
-    const drained = r.drainClosed();
+    for (let i = 0; i < 6; i++) r.create(i);
+    // Evicted 0..4; the binding keeps the newest 2 + 1 undrained events.
+    assert.equal(r.heldValues, 4);
     assert.deepEqual(
-      drained.map((e) => e.value),
-      [0, 1],
-    );
-    assert.equal(r.stats().eventsDropped, 2);
-    // Tags 2 and 3 were evicted but their events were dropped: the binding
-    // cannot know, so they stay held until free().
-    assert.equal(r.heldValues, 3);
-    const released = r.free();
-    assert.deepEqual(
-      released.map((e) => e.value).sort(),
+      r.drainClosed().map((e) => e.value),
       [2, 3, 4],
+    );
+    assert.equal(r.stats().eventsDiscarded, 2);
+    assert.equal(r.stats().eventsDropped, 0, 'the C queue never fills');
+    assert.deepEqual(
+      r.free().map((e) => e.value),
+      [5],
     );
     assert.equal(r.heldValues, 0);
   });
@@ -495,7 +494,7 @@ describe('free', () => {
       () => r.purgeExpired(),
       () => r.stats(),
     ]) {
-      throwsCode(op, ErrorCode.REGISTRY_FREED, 500);
+      throwsCode(op, ErrorCode.REGISTRY_FREED, 503);
     }
   });
 
@@ -563,6 +562,10 @@ describe('raw C ABI (native())', () => {
       const err = errorFromStatus(1);
       assert.equal(err.code, ErrorCode.NULL_ARGUMENT);
       assert.equal(err.httpStatus, 500);
+      assert.equal(errorFromStatus(0), null, 'MSC_OK is not an error');
+      const unknown = errorFromStatus(1000);
+      assert.equal(unknown.code, ErrorCode.UNKNOWN);
+      assert.equal(unknown.httpStatus, 500);
     } finally {
       n.msc_registry_free(reg);
     }
