@@ -55,7 +55,7 @@ var (
 	// does not know. HTTP 500.
 	ErrInternal = errors.New("mcpsession: internal error")
 
-	// ErrClosed is returned by every method of a Registry after Free or
+	// ErrClosed is returned by every method of a Registry after Close or
 	// Shutdown. HTTP 503 (the server is shutting down).
 	ErrClosed = errors.New("mcpsession: registry is closed")
 )

@@ -77,3 +77,34 @@ func TestDefaultQueueCapacity(t *testing.T) {
 		t.Fatalf("explicit capacity: %d, %v", c.event_queue_capacity, err)
 	}
 }
+
+// TestNeverDrainedStaysBounded: a host that calls PurgeExpired but never
+// DrainClosed holds at most MaxSessions + EventQueueCapacity + MaxSessions
+// values; the oldest undrained events are discarded and counted.
+func TestNeverDrainedStaysBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxSessions = 100 // queue: 4,096; kept: 4,196
+	r := newReg[int](t, cfg)
+	for i := 0; i < 20000; i++ {
+		mustCreate(t, r, i, nil) // past 100, each evicts one
+		if i%100 == 99 {
+			if _, err := r.PurgeExpired(); err != nil {
+				t.Fatal(err)
+			}
+			if n := outstanding(r) + len(r.pending); n > 100+4096+4196 {
+				t.Fatalf("%d values held after %d creates", n, i+1)
+			}
+		}
+	}
+	s := r.Stats()
+	if s.EventsDropped != 0 || s.EventsDiscarded != s.Evicted-4196 {
+		t.Fatalf("Stats = %+v; want 0 dropped, %d discarded", s, s.Evicted-4196)
+	}
+	evs := r.DrainClosed()
+	if len(evs) != 4196 || evs[len(evs)-1].Value != 20000-100-1 {
+		t.Fatalf("%d events kept, last %+v; want the newest 4,196", len(evs), evs[len(evs)-1])
+	}
+	if n := outstanding(r); n != 100 {
+		t.Fatalf("%d values held for 100 open sessions", n)
+	}
+}

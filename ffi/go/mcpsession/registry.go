@@ -21,6 +21,7 @@ static inline enum msc_status mscgo_session_get(uintptr_t registry, const char *
 import "C"
 
 import (
+	"io"
 	"math"
 	"runtime"
 	"strconv"
@@ -209,6 +210,10 @@ type Stats struct {
 	// full. If it is not 0, drain more often or raise EventQueueCapacity:
 	// each dropped event leaves a value that only Close/Shutdown releases.
 	EventsDropped uint64
+	// EventsDiscarded counts undrained events the binding discarded (their
+	// values released, unreported) because more than EventQueueCapacity +
+	// MaxSessions were waiting for DrainClosed when PurgeExpired ran.
+	EventsDiscarded uint64
 }
 
 // ClosedEvent reports one session that left the registry.
@@ -269,8 +274,11 @@ type Registry[T any] struct {
 	// concurrent drain. It also guards pending.
 	drainMu sync.RWMutex
 	// pending: events moved out of the C queue by PurgeExpired (so that the
-	// purge has the whole queue's room), returned by the next DrainClosed.
-	pending []ClosedEvent[T]
+	// purge has the whole queue's room), returned by the next DrainClosed;
+	// at most pendingMax, the oldest discarded (counted) beyond that.
+	pending    []ClosedEvent[T]
+	pendingMax int
+	discarded  atomic.Uint64
 
 	// values: every tag not yet reported (sessions open, or closed with
 	// their event not drained yet). take decides who releases a value.
@@ -289,7 +297,7 @@ func New[T any](cfg Config) (*Registry[T], error) {
 	if st := C.msc_registry_new(&c, &ptr); st != C.MSC_OK {
 		return nil, statusError(int(st))
 	}
-	r := &Registry[T]{ptr: ptr}
+	r := &Registry[T]{ptr: ptr, pendingMax: int(c.event_queue_capacity) + int(c.max_sessions)}
 	runtime.SetFinalizer(r, func(r *Registry[T]) { r.Shutdown() })
 	return r, nil
 }
@@ -458,7 +466,10 @@ func (r *Registry[T]) CloseSession(id string) (T, error) {
 // No event is dropped by a purge: it first moves the events already queued
 // into the binding (kept for the next DrainClosed), so the whole C queue is
 // free, and a purge closes at most MaxSessions sessions, which the default
-// EventQueueCapacity holds. Errors: ErrClosed after Close.
+// EventQueueCapacity holds. The binding keeps at most EventQueueCapacity +
+// MaxSessions such events; if DrainClosed is never called, the oldest are
+// discarded (values released, counted in Stats.EventsDiscarded), so memory
+// stays bounded. Errors: ErrClosed after Close.
 func (r *Registry[T]) PurgeExpired() (int, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -467,6 +478,10 @@ func (r *Registry[T]) PurgeExpired() (int, error) {
 	}
 	r.drainMu.Lock()
 	r.pending = r.drainLocked(r.pending)
+	if excess := len(r.pending) - r.pendingMax; excess > 0 {
+		r.pending = append(r.pending[:0:0], r.pending[excess:]...)
+		r.discarded.Add(uint64(excess))
+	}
 	r.drainMu.Unlock()
 	var n C.size_t
 	if st := C.msc_registry_purge_expired(r.ptr, &n); st != C.MSC_OK {
@@ -542,15 +557,16 @@ func (r *Registry[T]) Stats() Stats {
 		return Stats{}
 	}
 	return Stats{
-		Live:          uint64(s.live),
-		MaxSessions:   uint64(s.max_sessions),
-		Created:       uint64(s.created),
-		Closed:        uint64(s.closed),
-		Evicted:       uint64(s.evicted),
-		Expired:       uint64(s.expired),
-		RejectedFull:  uint64(s.rejected_full),
-		RateLimited:   uint64(s.rate_limited),
-		EventsDropped: uint64(s.events_dropped),
+		Live:            uint64(s.live),
+		MaxSessions:     uint64(s.max_sessions),
+		Created:         uint64(s.created),
+		Closed:          uint64(s.closed),
+		Evicted:         uint64(s.evicted),
+		Expired:         uint64(s.expired),
+		RejectedFull:    uint64(s.rejected_full),
+		RateLimited:     uint64(s.rate_limited),
+		EventsDropped:   uint64(s.events_dropped),
+		EventsDiscarded: r.discarded.Load(),
 	}
 }
 
@@ -599,6 +615,9 @@ func (r *Registry[T]) Close() error {
 	r.Shutdown()
 	return nil
 }
+
+// A Registry is an io.Closer (a compile error if not).
+var _ io.Closer = (*Registry[int])(nil)
 
 // Version returns the C library's version, such as "0.1.0".
 func Version() string {

@@ -584,7 +584,7 @@ func TestHandlesReleasedExactlyOnce(t *testing.T) {
 	})
 }
 
-func TestFreeWithOpenSessions(t *testing.T) {
+func TestCloseWithOpenSessions(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxSessions = 4
 	r, err := New[[]byte](cfg)
@@ -610,28 +610,28 @@ func TestFreeWithOpenSessions(t *testing.T) {
 		}
 	}
 	if _, err := r.Create(nil, nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("Create after Free: %v", err)
+		t.Errorf("Create after Close: %v", err)
 	}
 	if _, err := r.Get(ids[0], nil); !errors.Is(err, ErrClosed) {
-		t.Errorf("Get after Free: %v", err)
+		t.Errorf("Get after Close: %v", err)
 	}
 	if err := r.Confirm(ids[0]); !errors.Is(err, ErrClosed) {
-		t.Errorf("Confirm after Free: %v", err)
+		t.Errorf("Confirm after Close: %v", err)
 	}
 	if _, err := r.CloseSession(ids[0]); !errors.Is(err, ErrClosed) {
-		t.Errorf("Close after Free: %v", err)
+		t.Errorf("CloseSession after Close: %v", err)
 	}
 	if _, err := r.PurgeExpired(); !errors.Is(err, ErrClosed) {
-		t.Errorf("PurgeExpired after Free: %v", err)
+		t.Errorf("PurgeExpired after Close: %v", err)
 	}
 	if evs := r.DrainClosed(); evs != nil {
-		t.Errorf("DrainClosed after Free: %+v", evs)
+		t.Errorf("DrainClosed after Close: %+v", evs)
 	}
 	if evs := r.Shutdown(); evs != nil {
-		t.Errorf("Shutdown after Free: %+v", evs)
+		t.Errorf("Shutdown after Close: %+v", evs)
 	}
 	if r.Len() != 0 || r.Stats() != (Stats{}) {
-		t.Errorf("Len %d, Stats %+v after Free", r.Len(), r.Stats())
+		t.Errorf("Len %d, Stats %+v after Close", r.Len(), r.Stats())
 	}
 	if HTTPStatus(ErrClosed) != http.StatusServiceUnavailable {
 		t.Error("ErrClosed must map to 503")
