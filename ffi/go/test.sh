@@ -38,7 +38,8 @@ if ! cmp -s include/mcp_session_core.h "$root/include/mcp_session_core.h"; then
   echo "       run go generate in ffi/go/mcpsession and commit the header" >&2
   exit 1
 fi
-if ! git -C "$root" diff --quiet -- ffi/go/mcpsession/include 2>/dev/null; then
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1 &&
+  ! git -C "$root" diff --quiet -- ffi/go/mcpsession/include; then
   echo "error: go generate changed ffi/go/mcpsession/include: commit it" >&2
   exit 1
 fi
