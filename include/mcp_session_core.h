@@ -118,6 +118,10 @@ typedef enum msc_close_reason {
      * Closed by `msc_registry_shutdown`.
      */
     MSC_CLOSE_SHUTDOWN = 5,
+    /**
+     * Taken for single use by `msc_session_take`.
+     */
+    MSC_CLOSE_REDEEMED = 6,
 } msc_close_reason;
 
 /**
@@ -608,6 +612,47 @@ enum msc_status msc_session_get_ex(struct msc_registry *registry,
                                    const uint8_t *principal,
                                    size_t principal_len,
                                    uint64_t *out_tag);
+
+/**
+ * Takes the session `id` for single use: closes it (reason
+ * `MSC_CLOSE_REDEEMED`, queued like every close) and stores its tag in
+ * `*out_tag` (if not NULL), for exactly one caller among concurrent takers,
+ * closes, evictions and expiries. For one-time tokens: nonces, redeemable
+ * handles. `principal` is checked as by `msc_session_get` (NULL = none).
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
+ * `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if no open session with this
+ * id is visible to `principal` or another caller took or closed it first
+ * (an expired session is closed with its expiry reason). `*out_tag` is
+ * written only on `MSC_OK`. The tag is still reported by
+ * `msc_registry_drain_closed` (as every closed session's is).
+ *
+ * # Safety
+ *
+ * `registry` is NULL or live; `id` is NULL or NUL-terminated (or readable
+ * for 37 bytes); `principal` is NULL or NUL-terminated; `out_tag` is NULL
+ * or writable.
+ */
+enum msc_status msc_session_take(struct msc_registry *registry,
+                                 const char *id,
+                                 const char *principal,
+                                 uint64_t *out_tag);
+
+/**
+ * `msc_session_take` with a binary principal of `principal_len` bytes
+ * (NULL with length 0 = none). Returns as `msc_session_take`, and
+ * `MSC_ERR_NULL_ARGUMENT` for a NULL `principal` with a non-zero length.
+ *
+ * # Safety
+ *
+ * As `msc_session_take`; `principal` is NULL or readable for
+ * `principal_len` bytes.
+ */
+enum msc_status msc_session_take_ex(struct msc_registry *registry,
+                                    const char *id,
+                                    const uint8_t *principal,
+                                    size_t principal_len,
+                                    uint64_t *out_tag);
 
 /**
  * Confirms a pending session once its `initialize` handshake completed, so

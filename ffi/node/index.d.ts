@@ -37,6 +37,8 @@ export declare const CloseReason: Readonly<{
   INIT_TIMEOUT: 'init_timeout';
   /** Still open when the registry was freed (reported by `free()` only). */
   SHUTDOWN: 'shutdown';
+  /** Taken for single use by `take`. */
+  REDEEMED: 'redeemed';
 }>;
 /**
  * A close reason: one of `CloseReason`, or `unknown(n)` for a reason number
@@ -177,6 +179,15 @@ export declare class SessionRegistry<V = unknown> implements Disposable {
    * @throws {SessionError} MALFORMED_ID, NOT_FOUND (also on a second close)
    */
   close(id: unknown): V;
+
+  /**
+   * Takes a session for single use: closes it (reason 'redeemed') and
+   * returns its value, to exactly one caller among takes, closes, evictions
+   * and expiries. The principal is checked as by `get`.
+   * @throws {SessionError} MALFORMED_ID, NOT_FOUND (not open, another
+   *   principal's, expired, or already taken)
+   */
+  take(id: unknown, principal?: Principal | null): V;
 
   /**
    * Closes every expired session and returns how many; their events go to

@@ -69,6 +69,7 @@ const CLOSE_REASONS = Object.freeze([
   'max_lifetime',
   'init_timeout',
   'shutdown',
+  'redeemed',
 ]);
 
 /** Why a session was closed, as reported by `drainClosed()`/`free()`. */
@@ -79,6 +80,7 @@ export const CloseReason = Object.freeze({
   MAX_LIFETIME: 'max_lifetime',
   INIT_TIMEOUT: 'init_timeout',
   SHUTDOWN: 'shutdown',
+  REDEEMED: 'redeemed',
 });
 
 // ---------------------------------------------------------------------------
@@ -214,6 +216,9 @@ function declare(lib) {
     ),
     msc_session_get_ex: lib.func(
       'msc_status msc_session_get_ex(msc_registry *registry, const char *id, const uint8_t *principal, size_t principal_len, uint64_t *out_tag)',
+    ),
+    msc_session_take_ex: lib.func(
+      'msc_status msc_session_take_ex(msc_registry *registry, const char *id, const uint8_t *principal, size_t principal_len, uint64_t *out_tag)',
     ),
     msc_session_confirm: lib.func(
       'msc_status msc_session_confirm(msc_registry *registry, const char *id)',
@@ -564,6 +569,28 @@ export class SessionRegistry {
   close(id) {
     const ptr = this.#live();
     const status = this.#api.msc_session_close(ptr, idArg(id), this.#u64);
+    if (status !== 0) {
+      const err = statusError(status);
+      if (status === 5) this.#collect(); // it may have expired here
+      throw err;
+    }
+    const { value } = this.#entry(this.#u64[0]);
+    this.#collect();
+    return value;
+  }
+
+  /**
+   * Takes a session for single use: closes it (reason 'redeemed') and
+   * returns its value, to exactly one caller among takes, closes, evictions
+   * and expiries. For one-time tokens (nonces, redeemable handles). The
+   * principal is checked as by `get`.
+   * @throws {SessionError} MALFORMED_ID (400), NOT_FOUND (404: not open,
+   *   another principal's, expired, or already taken or closed)
+   */
+  take(id, principal) {
+    const ptr = this.#live();
+    const [p, plen] = principalArg(principal);
+    const status = this.#api.msc_session_take_ex(ptr, idArg(id), p, plen, this.#u64);
     if (status !== 0) {
       const err = statusError(status);
       if (status === 5) this.#collect(); // it may have expired here

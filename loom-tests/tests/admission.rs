@@ -1203,3 +1203,51 @@ fn confirm_races_init_expiry() {
         assert_eq!(registry.capacity.reserved(), usize::from(confirmed));
     });
 }
+
+/// `take` (single use) is a close whose CAS decides: two takers and an
+/// evicting create race for one session at `max_sessions` 1. Exactly one of
+/// them gets it (a taker's `close_if` answers, or the create is handed its
+/// slot as the victim), the other taker gets nothing, and the evictor's own
+/// session ends up holding the one slot or waiting for it.
+#[test]
+fn take_take_evict_max1() {
+    builder().check(|| {
+        let entries = [Entry::new(1, 0), Entry::new(2, 1)];
+        let registry = Arc::new(Registry::new(
+            1,
+            OnFull::EvictOldest,
+            FifoKind::LockFree,
+            &entries,
+        ));
+        assert!(matches!(registry.create(&entries[0]), Ok(None)));
+        let taker = |registry: Arc<Registry>, entry: Entry| {
+            thread::spawn(move || {
+                admission::close_if(
+                    &registry.capacity,
+                    &registry.index,
+                    &registry.fifo,
+                    &entry,
+                    |_| Some(()),
+                )
+                .is_some()
+            })
+        };
+        let first = taker(registry.clone(), entries[0].clone());
+        let second = taker(registry.clone(), entries[0].clone());
+        let victim = match registry.create(&entries[1]) {
+            Ok(victim) => victim,
+            other => panic!("unexpected create result {other:?}"),
+        };
+        let (first, second) = (first.join().unwrap(), second.join().unwrap());
+        let evicted = victim.is_some_and(|v| v.same(&entries[0]));
+        assert_eq!(
+            usize::from(first) + usize::from(second) + usize::from(evicted),
+            1,
+            "taken by {first}/{second}, evicted {evicted}"
+        );
+        assert!(!entries[0].is_open());
+        assert!(entries[1].is_open());
+        assert_eq!(registry.capacity.reserved(), 1);
+        assert_eq!(registry.index.seqs(), BTreeSet::from([entries[1].seq()]));
+    });
+}

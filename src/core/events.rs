@@ -21,13 +21,18 @@ pub enum CloseReason {
     /// It was not confirmed within the init timeout (a half-open
     /// `initialize` handshake).
     InitTimeout,
-    /// The registry was dropped while it was open.
+    /// Closed by [`crate::SessionRegistry::shutdown`], or the registry was
+    /// dropped while it was open.
     Shutdown,
+    /// Taken, for single use, by [`crate::SessionRegistry::take`] (a
+    /// redeemed handle or nonce).
+    Redeemed,
 }
 
 impl CloseReason {
     /// A stable lowercase name, for logs and metrics: `closed`, `evicted`,
-    /// `idle_timeout`, `max_lifetime`, `init_timeout`, `shutdown`.
+    /// `idle_timeout`, `max_lifetime`, `init_timeout`, `shutdown`,
+    /// `redeemed`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             Self::Closed => "closed",
@@ -36,6 +41,7 @@ impl CloseReason {
             Self::MaxLifetime => "max_lifetime",
             Self::InitTimeout => "init_timeout",
             Self::Shutdown => "shutdown",
+            Self::Redeemed => "redeemed",
         }
     }
 

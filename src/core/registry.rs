@@ -452,6 +452,64 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         inner.close_and_keep(&entry, CloseReason::Closed)
     }
 
+    /// Takes the session `id` for a caller presenting `principal`, for
+    /// single use: removes it and returns it, to exactly one caller among
+    /// concurrent takers, closes, evictions and expiries (the one whose close
+    /// CAS wins). It is reported closed with [`CloseReason::Redeemed`]. This
+    /// is the primitive for one-time tokens: a nonce, a redeemable handle,
+    /// a `requestState` that may be opened once (MCP 2026-07-28, SEP-2322:
+    /// "single-use enforcement has to be done server-side").
+    ///
+    /// Lock-free in the protocol (one CAS decides); the index and FIFO
+    /// removals are `close`'s.
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::NotFound`] if no open session with this id is visible
+    /// to `principal` (unknown, closed, evicted, expired, another
+    /// principal's), or another caller took or closed it first. An expired
+    /// session found here is closed with its expiry reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{CloseReason, LookupError, SessionRegistry};
+    ///
+    /// let nonces = SessionRegistry::new(1_000).unwrap();
+    /// let nonce = nonces.create_bound(b"alice", "state for request 7").unwrap().id();
+    /// assert_eq!(nonces.take(&nonce, Some(b"mallory")).unwrap_err(), LookupError::NotFound);
+    /// assert_eq!(*nonces.take(&nonce, Some(b"alice")).unwrap(), "state for request 7");
+    /// assert_eq!(nonces.take(&nonce, Some(b"alice")).unwrap_err(), LookupError::NotFound); // replay
+    /// assert_eq!(nonces.pop_closed().unwrap().reason, CloseReason::Redeemed);
+    /// ```
+    pub fn take(
+        &self,
+        id: &SessionId,
+        principal: Option<&[u8]>,
+    ) -> Result<Session<V>, LookupError> {
+        self.inner.take(id, principal)
+    }
+
+    /// [`take`](Self::take) from the id's text form.
+    ///
+    /// # Errors
+    ///
+    /// [`LookupError::MalformedId`] (HTTP 400) if `id` is not a canonical
+    /// session id; otherwise as [`take`](Self::take).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let registry = mcp_session_core::SessionRegistry::new(8).unwrap();
+    /// let id = registry.create(5).unwrap().id().to_string();
+    /// assert_eq!(*registry.take_str(&id, None).unwrap(), 5);
+    /// assert!(registry.take_str(&id, None).is_err());
+    /// ```
+    pub fn take_str(&self, id: &str, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
+        let id = SessionId::parse(id)?;
+        self.take(&id, principal)
+    }
+
     /// Stops the registry: every later create fails with
     /// [`CreateError::ShutDown`] (HTTP 503), and open sessions are closed
     /// with [`CloseReason::Shutdown`], each reported like any close (the
@@ -719,6 +777,43 @@ impl<V: Send + Sync + 'static> Inner<V> {
         Ok(())
     }
 
+    fn take(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<Session<V>, LookupError> {
+        let entry = {
+            let guard = Guard::new();
+            let entry = self.index.peek(id, &guard).ok_or(LookupError::NotFound)?;
+            if !entry.principal_matches(principal) {
+                return Err(LookupError::NotFound);
+            }
+            entry.clone()
+        };
+        let now = if self.timeouts.any() {
+            self.clock.now_ms()
+        } else {
+            0
+        };
+        let opened_ms = entry.state.opened_ms();
+        // One CAS decides between a redemption and an expiry, on the state
+        // it replaces.
+        let reason =
+            admission::close_if(&self.capacity, &self.index, &self.fifo, &entry, |state| {
+                Some(if self.timeouts.any() {
+                    self.timeouts
+                        .expiry(state, opened_ms, now)
+                        .unwrap_or(CloseReason::Redeemed)
+                } else {
+                    CloseReason::Redeemed
+                })
+            })
+            .ok_or(LookupError::NotFound)?;
+        let taken = entry.handle_while_open();
+        self.report_closed(&entry, reason);
+        if reason == CloseReason::Redeemed {
+            Ok(taken)
+        } else {
+            Err(LookupError::NotFound)
+        }
+    }
+
     /// Closes `entry` with `reason` if it is still open; `true` if this call
     /// closed it (and so reported it).
     fn close_entry(&self, entry: &Arc<Entry<V>>, reason: CloseReason) -> bool {
@@ -770,7 +865,8 @@ impl<V: Send + Sync + 'static> Inner<V> {
             CloseReason::IdleTimeout | CloseReason::MaxLifetime | CloseReason::InitTimeout => {
                 Some(&self.counters.expired)
             }
-            CloseReason::Shutdown => None,
+            CloseReason::Redeemed => Some(&self.counters.redeemed),
+            CloseReason::Shutdown => Some(&self.counters.shut_down),
         };
         if let Some(counter) = counter {
             Counters::bump(counter);

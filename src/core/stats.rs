@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `live` and `max_sessions` are gauges; every other field is a monotonic
 /// counter since the registry was built. The counters are read one by one,
 /// so a snapshot taken during activity may be off by the operations in
-/// flight; at quiescence `created == live + closed + evicted + expired`
-/// (sessions closed at shutdown are not counted: the registry is gone).
+/// flight; at quiescence `created == live + closed + evicted + expired +
+/// redeemed + shut_down` (sessions still open when the last registry handle
+/// is dropped are not counted: the registry is gone).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -25,6 +26,10 @@ pub struct Stats {
     pub evicted: u64,
     /// Sessions expired: idle timeout, max lifetime or init timeout.
     pub expired: u64,
+    /// Sessions taken by [`crate::SessionRegistry::take`] (single use).
+    pub redeemed: u64,
+    /// Sessions closed by [`crate::SessionRegistry::shutdown`].
+    pub shut_down: u64,
     /// Creates refused at capacity under [`crate::OnFull::Reject`].
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
@@ -42,6 +47,8 @@ pub(crate) struct Counters {
     pub(crate) closed: AtomicU64,
     pub(crate) evicted: AtomicU64,
     pub(crate) expired: AtomicU64,
+    pub(crate) redeemed: AtomicU64,
+    pub(crate) shut_down: AtomicU64,
     pub(crate) rejected_full: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
@@ -63,6 +70,8 @@ impl Counters {
             closed: read(&self.closed),
             evicted: read(&self.evicted),
             expired: read(&self.expired),
+            redeemed: read(&self.redeemed),
+            shut_down: read(&self.shut_down),
             rejected_full: read(&self.rejected_full),
             rate_limited: read(&self.rate_limited),
             events_dropped: read(&self.events_dropped),

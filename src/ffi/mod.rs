@@ -55,6 +55,6 @@ pub use registry::{
 };
 pub use session::{
     msc_session_close, msc_session_confirm, msc_session_create, msc_session_create_ex,
-    msc_session_get, msc_session_get_ex,
+    msc_session_get, msc_session_get_ex, msc_session_take, msc_session_take_ex,
 };
 pub use status::{msc_close_reason, msc_status, msc_status_str, msc_version};

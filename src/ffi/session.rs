@@ -203,6 +203,87 @@ unsafe fn get(
     }
 }
 
+/// Takes the session `id` for single use: closes it (reason
+/// `MSC_CLOSE_REDEEMED`, queued like every close) and stores its tag in
+/// `*out_tag` (if not NULL), for exactly one caller among concurrent takers,
+/// closes, evictions and expiries. For one-time tokens: nonces, redeemable
+/// handles. `principal` is checked as by `msc_session_get` (NULL = none).
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `id` is NULL;
+/// `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if no open session with this
+/// id is visible to `principal` or another caller took or closed it first
+/// (an expired session is closed with its expiry reason). `*out_tag` is
+/// written only on `MSC_OK`. The tag is still reported by
+/// `msc_registry_drain_closed` (as every closed session's is).
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated (or readable
+/// for 37 bytes); `principal` is NULL or NUL-terminated; `out_tag` is NULL
+/// or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_take(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: *const c_char,
+    out_tag: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let principal = unsafe { read_principal(principal) };
+        // SAFETY: forwarded caller contract.
+        unsafe { take(registry, id, principal, out_tag) }
+    })
+}
+
+/// `msc_session_take` with a binary principal of `principal_len` bytes
+/// (NULL with length 0 = none). Returns as `msc_session_take`, and
+/// `MSC_ERR_NULL_ARGUMENT` for a NULL `principal` with a non-zero length.
+///
+/// # Safety
+///
+/// As `msc_session_take`; `principal` is NULL or readable for
+/// `principal_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_session_take_ex(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: *const u8,
+    principal_len: usize,
+    out_tag: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let principal = match unsafe { read_principal_bytes(principal, principal_len) } {
+            Ok(principal) => principal,
+            Err(status) => return status,
+        };
+        // SAFETY: forwarded caller contract.
+        unsafe { take(registry, id, principal, out_tag) }
+    })
+}
+
+/// # Safety
+///
+/// As `msc_session_take`.
+unsafe fn take(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    principal: Option<&[u8]>,
+    out_tag: *mut u64,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
+    let (registry, id) = match unsafe { registry_and_id(registry, id) } {
+        Ok(args) => args,
+        Err(status) => return status,
+    };
+    match registry.inner.take(&id, principal) {
+        // SAFETY: forwarded caller contract (NULL or writable).
+        Ok(session) => unsafe { write_optional(out_tag, *session) },
+        Err(err) => err.into(),
+    }
+}
+
 /// The registry and the parsed id of a call that takes both.
 ///
 /// # Errors

@@ -57,6 +57,8 @@ pub enum msc_close_reason {
     MSC_CLOSE_INIT_TIMEOUT = 4,
     /// Closed by `msc_registry_shutdown`.
     MSC_CLOSE_SHUTDOWN = 5,
+    /// Taken for single use by `msc_session_take`.
+    MSC_CLOSE_REDEEMED = 6,
 }
 
 impl From<CloseReason> for msc_close_reason {
@@ -68,6 +70,7 @@ impl From<CloseReason> for msc_close_reason {
             CloseReason::MaxLifetime => Self::MSC_CLOSE_MAX_LIFETIME,
             CloseReason::InitTimeout => Self::MSC_CLOSE_INIT_TIMEOUT,
             CloseReason::Shutdown => Self::MSC_CLOSE_SHUTDOWN,
+            CloseReason::Redeemed => Self::MSC_CLOSE_REDEEMED,
         }
     }
 }

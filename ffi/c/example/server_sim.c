@@ -49,7 +49,6 @@ typedef struct server {
     msc_registry *registry;
     transport *transports; /* every transport not yet torn down */
     unsigned allocated, freed;
-    int shutting_down;
 } server;
 
 typedef struct response {
@@ -58,10 +57,10 @@ typedef struct response {
     unsigned retry_after_s;                 /* Retry-After, if any */
 } response;
 
-static const char *reason_name(const server *s, msc_close_reason reason) {
+static const char *reason_name(msc_close_reason reason) {
     switch (reason) {
     case MSC_CLOSE_CLOSED:
-        return s->shutting_down ? "closed at server shutdown" : "closed (DELETE)";
+        return "closed (DELETE)";
     case MSC_CLOSE_EVICTED:
         return "evicted (oldest, to make room)";
     case MSC_CLOSE_IDLE_TIMEOUT:
@@ -71,7 +70,9 @@ static const char *reason_name(const server *s, msc_close_reason reason) {
     case MSC_CLOSE_INIT_TIMEOUT:
         return "init timeout (handshake never completed)";
     case MSC_CLOSE_SHUTDOWN:
-        return "shutdown";
+        return "closed at server shutdown";
+    case MSC_CLOSE_REDEEMED:
+        return "redeemed (single use)";
     }
     return "?";
 }
@@ -131,7 +132,7 @@ static void server_poll(server *s) {
         n = msc_registry_drain_closed(s->registry, events, 16);
         for (i = 0; i < n; i++) {
             transport *t = from_tag(events[i].tag);
-            teardown(s, t, reason_name(s, events[i].reason));
+            teardown(s, t, reason_name(events[i].reason));
         }
     } while (n == 16);
 }
@@ -273,18 +274,17 @@ static int server_start(server *s, const char *name, const msc_config *config) {
 /* Graceful shutdown: close what is left, tear it down, free the registry. */
 static int server_stop(server *s) {
     msc_stats st;
-    transport *t;
+    size_t remaining = 0;
     msc_registry_stats(s->registry, &st);
     printf("[%s] shutting down: %" PRIu64 " live; created %" PRIu64 ", closed %" PRIu64
            ", evicted %" PRIu64 ", expired %" PRIu64 ", rejected %" PRIu64
            ", rate limited %" PRIu64 "\n",
            s->name, st.live, st.created, st.closed, st.evicted, st.expired,
            st.rejected_full, st.rate_limited);
-    s->shutting_down = 1;
-    for (t = s->transports; t != NULL; t = t->next) {
-        msc_session_close(s->registry, t->session_id, NULL); /* queues CLOSED */
-    }
-    server_poll(s);
+    do { /* closes what is open as MSC_CLOSE_SHUTDOWN, a queue's worth at a time */
+        msc_registry_shutdown(s->registry, &remaining);
+        server_poll(s);
+    } while (remaining > 0);
     msc_registry_free(s->registry);
     printf("[%s] down: transports allocated %u, torn down %u%s\n", s->name,
            s->allocated, s->freed, s->transports ? " -- LEAK" : "");

@@ -136,6 +136,7 @@ static void test_status_values_stable(void) {
     CHECK_U64(MSC_CLOSE_MAX_LIFETIME, 3);
     CHECK_U64(MSC_CLOSE_INIT_TIMEOUT, 4);
     CHECK_U64(MSC_CLOSE_SHUTDOWN, 5);
+    CHECK_U64(MSC_CLOSE_REDEEMED, 6);
     CHECK_U64(MSC_SESSION_ID_LEN, 36);
 }
 
@@ -1222,6 +1223,32 @@ static void test_shutdown_reports_every_tag(void) {
     msc_registry_free(r);
 }
 
+/* ------------------------------------------------------------------ */
+/* take: single use                                                    */
+
+static void test_take_single_use(void) {
+    msc_registry *r = new_default_registry();
+    char id[ID_BUF];
+    uint64_t tag = 0;
+    msc_closed_event ev[4];
+    CHECK_ST(msc_session_take(NULL, id, NULL, &tag), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_session_create(r, 77, "alice", id), MSC_OK);
+    CHECK_ST(msc_session_take(r, NULL, NULL, &tag), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_session_take(r, "bad", "alice", &tag), MSC_ERR_MALFORMED_ID);
+    CHECK_ST(msc_session_take(r, id, "mallory", &tag), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_session_take(r, id, NULL, &tag), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_session_take_ex(r, id, NULL, 3, &tag), MSC_ERR_NULL_ARGUMENT);
+    CHECK_U64(tag, 0); /* out-params only on MSC_OK */
+    CHECK_ST(msc_session_take_ex(r, id, (const uint8_t *)"alice", 5, &tag), MSC_OK);
+    CHECK_U64(tag, 77);
+    CHECK_ST(msc_session_take(r, id, "alice", &tag), MSC_ERR_NOT_FOUND); /* replay */
+    CHECK_ST(msc_session_get(r, id, "alice", &tag), MSC_ERR_NOT_FOUND);
+    CHECK_U64(msc_registry_drain_closed(r, ev, 4), 1);
+    CHECK_U64(ev[0].tag, 77);
+    CHECK_U64(ev[0].reason, MSC_CLOSE_REDEEMED);
+    msc_registry_free(r);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("mcp-session-core %s: C API tests\n", msc_version());
@@ -1242,6 +1269,7 @@ int main(void) {
     RUN(test_options_validate);
     RUN(test_options_apply);
     RUN(test_shutdown_reports_every_tag);
+    RUN(test_take_single_use);
 
     RUN(test_create_get_close_roundtrip);
     RUN(test_tags_are_opaque);

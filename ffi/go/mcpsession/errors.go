@@ -184,6 +184,8 @@ const (
 	// ReasonShutdown: still open when the registry was freed (reported by
 	// Shutdown).
 	ReasonShutdown CloseReason = 5
+	// ReasonRedeemed: taken for single use by Take.
+	ReasonRedeemed CloseReason = 6
 )
 
 // String returns the reason in lowercase words ("closed", "evicted", "idle
@@ -203,6 +205,8 @@ func (r CloseReason) String() string {
 		return "init timeout"
 	case ReasonShutdown:
 		return "shutdown"
+	case ReasonRedeemed:
+		return "redeemed"
 	default:
 		return "CloseReason(" + strconv.Itoa(int(r)) + ")"
 	}

@@ -455,6 +455,41 @@ func (r *Registry[T]) CloseSession(id string) (T, error) {
 	return e.value, nil
 }
 
+// Take takes the session id for single use: it closes it (ReasonRedeemed)
+// and returns its value, to exactly one caller among concurrent Takes,
+// CloseSessions, evictions and expiries. For one-time tokens: nonces,
+// redeemable handles (MCP 2026-07-28 requestState, SEP-2322). The principal
+// is checked as by Get. Its close event is queued as for any other close.
+//
+// Errors: ErrMalformedID (HTTP 400); ErrNotFound (HTTP 404) if it is not
+// open, is another principal's, has expired, or another caller took or
+// closed it first; ErrClosed after Close.
+func (r *Registry[T]) Take(id string, principal []byte) (T, error) {
+	var zero T
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.ptr == nil {
+		return zero, ErrClosed
+	}
+	b := callBufs.Get().(*callBuf)
+	defer callBufs.Put(b)
+	if !b.fill(id) {
+		return zero, ErrMalformedID
+	}
+	p, n := principalArg(principal)
+	r.drainMu.RLock()
+	defer r.drainMu.RUnlock()
+	if st := C.msc_session_take_ex(r.ptr, &b.id[0], p, n, &b.tag); st != C.MSC_OK {
+		return zero, statusError(int(st))
+	}
+	e, ok := r.lookup(b.tag)
+	if !ok {
+		// Cannot happen: the event cannot be drained while drainMu is held.
+		return zero, ErrInternal
+	}
+	return e.value, nil
+}
+
 // PurgeExpired closes every session whose IdleTimeout, MaxLifetime or
 // InitTimeout has passed, queuing a close event for each, and returns how
 // many it closed. An expired session is never returned by Get: a Get or

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -781,5 +783,47 @@ func TestShutdownLargerThanTheQueue(t *testing.T) {
 	}
 	if n := outstanding(r); n != 0 {
 		t.Fatalf("%d handles left after Shutdown", n)
+	}
+}
+
+// Take hands a session to exactly one of many concurrent takers, checks the
+// principal, and reports it closed once with ReasonRedeemed.
+func TestTakeIsSingleUse(t *testing.T) {
+	r, err := New[int](DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	id := mustCreate(t, r, 7, []byte("alice"))
+	if _, err := r.Take(id, []byte("bob")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another principal's Take: %v", err)
+	}
+	if _, err := r.Take("nope", nil); !errors.Is(err, ErrMalformedID) {
+		t.Fatalf("malformed Take: %v", err)
+	}
+	const takers = 16
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < takers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := r.Take(id, []byte("alice")); err == nil {
+				if v != 7 {
+					t.Errorf("took %d", v)
+				}
+				wins.Add(1)
+			} else if !errors.Is(err, ErrNotFound) {
+				t.Errorf("Take: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d takers won, want exactly 1", wins.Load())
+	}
+	evs := r.DrainClosed()
+	if len(evs) != 1 || evs[0].Reason != ReasonRedeemed || evs[0].Value != 7 || ReasonRedeemed.String() != "redeemed" {
+		t.Fatalf("events %+v", evs)
 	}
 }

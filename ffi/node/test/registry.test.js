@@ -122,6 +122,24 @@ describe('create / get / len / stats', () => {
   });
 });
 
+describe('take (single use)', () => {
+  test('take returns the value once, checks the principal, reports redeemed', () => {
+    withRegistry({ maxSessions: 8 }, (r) => {
+      const id = r.create({ n: 7 }, 'alice');
+      throwsCode(() => r.take(id, 'bob'), ErrorCode.NOT_FOUND, 404);
+      assert.deepEqual(r.get(id, 'alice'), { n: 7 }, 'a refused take consumes nothing');
+      assert.deepEqual(r.take(id, 'alice'), { n: 7 });
+      throwsCode(() => r.take(id, 'alice'), ErrorCode.NOT_FOUND, 404);
+      throwsCode(() => r.take('nope'), ErrorCode.MALFORMED_ID, 400);
+      const closed = r.drainClosed();
+      assert.equal(closed.length, 1);
+      assert.equal(closed[0].reason, CloseReason.REDEEMED);
+      assert.equal(closed[0].id, id);
+      assert.equal(r.heldValues, 0);
+    });
+  });
+});
+
 describe('confirm / close', () => {
   test('confirm is idempotent; NOT_FOUND and MALFORMED_ID', () => {
     withRegistry({}, (r) => {

@@ -56,6 +56,7 @@ function reasonText(reason: CloseReason): string {
     case 'max_lifetime':
     case 'init_timeout':
     case 'shutdown':
+    case 'redeemed':
       return reason;
     default: {
       // The only other form: a reason number this binding does not know.
