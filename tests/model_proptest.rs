@@ -18,27 +18,31 @@ fn timeout() -> impl Strategy<Value = Option<u64>> {
     prop_oneof![2 => Just(None), 3 => (1u64..=40).prop_map(Some)]
 }
 
+fn rate_limit() -> impl Strategy<Value = Option<(usize, u64)>> {
+    prop_oneof![3 => Just(None), 1 => (1usize..=4, 1u64..=40).prop_map(Some)]
+}
+
 fn config() -> impl Strategy<Value = Config> {
     (
-        1usize..=6,
-        any::<bool>(),
-        timeout(),
-        timeout(),
-        timeout(),
-        0usize..=6,
+        (1usize..=6, any::<bool>()),
+        (timeout(), timeout(), timeout()),
+        (0usize..=6, rate_limit()),
     )
         .prop_map(
-            |(max, reject, idle_ms, lifetime_ms, init_ms, queue_capacity)| Config {
-                max,
-                on_full: if reject {
-                    OnFull::Reject
-                } else {
-                    OnFull::EvictOldest
-                },
-                idle_ms,
-                lifetime_ms,
-                init_ms,
-                queue_capacity,
+            |((max, reject), (idle_ms, lifetime_ms, init_ms), (queue_capacity, rate_limit))| {
+                Config {
+                    max,
+                    on_full: if reject {
+                        OnFull::Reject
+                    } else {
+                        OnFull::EvictOldest
+                    },
+                    idle_ms,
+                    lifetime_ms,
+                    init_ms,
+                    queue_capacity,
+                    rate_limit,
+                }
             },
         )
 }
@@ -86,6 +90,7 @@ fn fixed_sequences() {
         lifetime_ms: life,
         init_ms: init,
         queue_capacity: queue,
+        rate_limit: None,
     };
     // Create at capacity sweeps the expired session instead of evicting.
     run(
@@ -148,6 +153,42 @@ fn fixed_sequences() {
             },
             Op::Purge,
             Op::Drain,
+        ],
+    );
+    // The rate limit: 2 per 10 ms; a create refused at capacity gives its
+    // grant back; the window slides.
+    run(
+        &Config {
+            rate_limit: Some((2, 10)),
+            ..cfg(1, OnFull::Reject, None, None, None, 4)
+        },
+        &[
+            Op::Create {
+                principal: 0,
+                keep: false,
+            },
+            Op::Create {
+                principal: 0,
+                keep: false,
+            },
+            Op::Close {
+                target: 0,
+                keep: false,
+            },
+            Op::Advance { ms: 3 },
+            Op::Create {
+                principal: 0,
+                keep: false,
+            },
+            Op::CreateWith {
+                principal: 0,
+                keep: false,
+            },
+            Op::Advance { ms: 7 },
+            Op::Create {
+                principal: 0,
+                keep: false,
+            },
         ],
     );
 }

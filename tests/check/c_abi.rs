@@ -33,7 +33,7 @@ use mcp_session_core::ffi::{
 use mcp_session_core::{CloseReason, OnFull, SESSION_ID_LEN, SessionId};
 
 use super::input::Input;
-use super::model::{Config, Found, Model};
+use super::model::{Admit, Config, Found, Model};
 use super::parse_id::reference_parse;
 
 /// The most calls one input makes.
@@ -200,7 +200,7 @@ impl Harness {
         let id = SessionId::parse_bytes(&out_id[..SESSION_ID_LEN]).expect("a canonical id written");
         assert!(!self.created.contains_key(&id), "an id handed out twice");
         if let Some(model) = &mut self.model {
-            assert!(model.admit(), "created; the model refuses");
+            assert_eq!(model.admit(), Admit::Yes, "created; the model refuses");
             model.publish(id, principal, tag);
         }
         self.created.insert(
@@ -217,7 +217,7 @@ impl Harness {
         match status {
             msc_status::MSC_ERR_AT_CAPACITY => {
                 if let Some(model) = &mut self.model {
-                    assert!(!model.admit(), "refused at capacity; the model creates");
+                    assert_eq!(model.admit(), Admit::AtCapacity, "refused at capacity");
                 }
             }
             msc_status::MSC_ERR_RATE_LIMITED => {
@@ -450,6 +450,7 @@ pub fn check(data: &[u8]) {
                 0 => 4096,
                 n => n as usize,
             },
+            rate_limit: None,
         })
     });
     let mut h = Harness {

@@ -17,9 +17,13 @@
 //!   lookup does, and does not refresh activity;
 //! - `close` of an expired session closes it with its expiry reason and
 //!   returns `None`; of an open one, reason `Closed`, returns it;
-//! - a create at capacity first closes every expired session; if still at
-//!   capacity, `Reject` refuses and `EvictOldest` evicts the open session
-//!   with the smallest creation sequence;
+//! - a create first checks the rate limit (at most `N` creations in any
+//!   window of `W` ms: refused while `N` creations happened in
+//!   `(now - W, now]`, with `retry_after` = the time until the oldest of
+//!   them leaves the window; a refused create does not count); then, at
+//!   capacity, it closes every expired session; if still at capacity,
+//!   `Reject` refuses and `EvictOldest` evicts the open session with the
+//!   smallest creation sequence;
 //! - every close is reported exactly once (callback, and the event queue
 //!   while it has room; a full queue drops the event and counts it).
 
@@ -42,6 +46,8 @@ pub struct Config {
     pub init_ms: Option<u64>,
     /// Close-event queue capacity; 0 = off.
     pub queue_capacity: usize,
+    /// Rate limit: at most this many creations per window (ms), if any.
+    pub rate_limit: Option<(usize, u64)>,
 }
 
 impl Config {
@@ -81,6 +87,8 @@ pub struct Counters {
     pub expired: u64,
     /// Creates refused at capacity.
     pub rejected_full: u64,
+    /// Creates refused by the rate limit.
+    pub rate_limited: u64,
     /// Events dropped on a full queue.
     pub events_dropped: u64,
 }
@@ -103,6 +111,19 @@ pub struct Model {
     /// The counters.
     pub counters: Counters,
     next_seq: u64,
+    /// When each successful create happened (ms), for the rate limit.
+    grants: Vec<u64>,
+}
+
+/// What the model says a create answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Created (the caller then calls [`Model::publish`]).
+    Yes,
+    /// `AtCapacity` (under `Reject`).
+    AtCapacity,
+    /// `RateLimited`, with this `retry_after` (ms).
+    RateLimited(u64),
 }
 
 /// What the model says a lookup answers.
@@ -127,6 +148,7 @@ impl Model {
             queue_len: 0,
             counters: Counters::default(),
             next_seq: 0,
+            grants: Vec::new(),
         }
     }
 
@@ -212,17 +234,26 @@ impl Model {
         n
     }
 
-    /// The admission part of a create: sweeps and evicts as needed.
-    /// Returns `false` if the create is refused at capacity; on `true` the
-    /// caller publishes the new session with [`Model::publish`].
-    pub fn admit(&mut self) -> bool {
+    /// The admission part of a create: the rate limit, then sweeps and
+    /// evicts as needed. On [`Admit::Yes`] the caller publishes the new
+    /// session with [`Model::publish`].
+    pub fn admit(&mut self) -> Admit {
+        if let Some((max, window)) = self.cfg.rate_limit {
+            let now = self.now;
+            self.grants.retain(|&t| now - t < window);
+            if self.grants.len() >= max {
+                self.counters.rate_limited += 1;
+                let oldest = self.grants.iter().min().copied().unwrap_or(now);
+                return Admit::RateLimited((window - (now - oldest)).max(1));
+            }
+        }
         if self.live.len() >= self.cfg.max {
             self.purge();
             if self.live.len() >= self.cfg.max {
                 match self.cfg.on_full {
                     OnFull::Reject => {
                         self.counters.rejected_full += 1;
-                        return false;
+                        return Admit::AtCapacity;
                     }
                     _ => {
                         let oldest = self
@@ -236,7 +267,10 @@ impl Model {
                 }
             }
         }
-        true
+        if self.cfg.rate_limit.is_some() {
+            self.grants.push(self.now);
+        }
+        Admit::Yes
     }
 
     /// Adds the session the registry created (after [`Model::admit`]).

@@ -30,7 +30,7 @@ use mcp_session_core::{
 };
 
 use super::input::Input;
-use super::model::{Config, Found, Model};
+use super::model::{Admit, Config, Found, Model};
 
 /// The most operations one fuzz input runs (keeps one execution short).
 pub const MAX_OPS: usize = 256;
@@ -122,6 +122,13 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         lifetime_ms: timeout(input.u8()),
         init_ms: timeout(input.u8()),
         queue_capacity: usize::from(input.u8() % 10),
+        rate_limit: {
+            let b = input.u8();
+            (b & 0x80 != 0).then_some((
+                usize::from(b & 0x07) + 1,
+                u64::from((b >> 3) & 0x0F) * 8 + 1,
+            ))
+        },
     };
     let mut ops = Vec::new();
     while !input.is_empty() && ops.len() < MAX_OPS {
@@ -269,6 +276,9 @@ impl Harness {
         if let Some(ms) = cfg.init_ms {
             builder = builder.init_timeout(Duration::from_millis(ms));
         }
+        if let Some((max, window)) = cfg.rate_limit {
+            builder = builder.rate_limit(max as u64, Duration::from_millis(window));
+        }
         Self {
             registry: Some(builder.build().expect("a valid config")),
             clock,
@@ -368,9 +378,10 @@ impl Harness {
         let admitted = self.model.admit();
         match result {
             Ok(session) => {
-                assert!(
+                assert_eq!(
                     admitted,
-                    "step {}: created, the model refuses (at capacity, Reject)",
+                    Admit::Yes,
+                    "step {}: created, the model refuses",
                     self.step
                 );
                 if with {
@@ -387,13 +398,31 @@ impl Harness {
                 self.keep(keep, session);
             }
             Err(CreateError::AtCapacity) => {
-                assert!(
-                    !admitted,
-                    "step {}: refused AtCapacity, the model creates",
+                assert_eq!(
+                    admitted,
+                    Admit::AtCapacity,
+                    "step {}: refused AtCapacity",
+                    self.step
+                );
+            }
+            Err(CreateError::RateLimited { retry_after }) => {
+                let got = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                assert_eq!(
+                    Admit::RateLimited(got),
+                    admitted,
+                    "step {}: refused RateLimited (retry_after ms)",
                     self.step
                 );
             }
             Err(other) => panic!("step {}: create failed: {other}", self.step),
+        }
+        if with && matches!(admitted, Admit::RateLimited(_)) {
+            // Documented: `make` runs only after the rate limit passed.
+            assert!(
+                seen.get().is_none(),
+                "step {}: make ran for a rate-limited create",
+                self.step
+            );
         }
     }
 
@@ -616,7 +645,7 @@ impl Harness {
         );
         assert_eq!(
             got, want,
-            "step {} after {op:?}: stats (created, closed, evicted, expired, rejected_full, events_dropped)",
+            "step {} after {op:?}: stats (created, closed, evicted, expired, rejected_full, rate_limited, events_dropped)",
             self.step
         );
         assert_eq!(stats.live as usize, len, "step {}: stats.live", self.step);
