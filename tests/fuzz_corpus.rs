@@ -7,13 +7,21 @@ mod check;
 
 use std::path::PathBuf;
 
+/// `fuzz/corpus/` at the repository root: this test is built by the root
+/// package and by `asan/` (scripts/asan.sh), one level down.
+fn corpus_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    [manifest.join("fuzz/corpus"), manifest.join("../fuzz/corpus")]
+        .into_iter()
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no fuzz/corpus/ at or above {}", manifest.display()))
+}
+
 /// Runs every file of `fuzz/corpus/<target>/` through `f`; fails if the
 /// directory is missing or empty (a corpus that silently vanished would
 /// make this test pass without checking anything).
 fn replay(target: &str, f: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    let dir = corpus_root().join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("a directory entry").path())
