@@ -11,10 +11,13 @@ use std::path::PathBuf;
 /// package and by `asan/` (scripts/asan.sh), one level down.
 fn corpus_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [manifest.join("fuzz/corpus"), manifest.join("../fuzz/corpus")]
-        .into_iter()
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("no fuzz/corpus/ at or above {}", manifest.display()))
+    [
+        manifest.join("fuzz/corpus"),
+        manifest.join("../fuzz/corpus"),
+    ]
+    .into_iter()
+    .find(|dir| dir.is_dir())
+    .unwrap_or_else(|| panic!("no fuzz/corpus/ at or above {}", manifest.display()))
 }
 
 /// Runs every file of `fuzz/corpus/<target>/` through `f`; fails if the
