@@ -26,6 +26,12 @@ scripts/gen-header.sh --check
 step "Rust tests (unit, integration, doc, README)"
 cargo test --workspace --all-features
 
+step "fuzz smoke: every cargo-fuzz target for 30 s (nightly)"
+scripts/fuzz.sh 30
+
+step "AddressSanitizer: Rust and C suites (nightly)"
+scripts/asan.sh
+
 step "benches compile"
 cargo bench --workspace --all-features --no-run
 
