@@ -27,8 +27,8 @@ use mcp_session_core::ffi::{
     msc_close_reason, msc_closed_event, msc_config, msc_config_default, msc_registry,
     msc_registry_drain_closed, msc_registry_free, msc_registry_len, msc_registry_new,
     msc_registry_purge_expired, msc_registry_stats, msc_session_close, msc_session_confirm,
-    msc_session_create, msc_session_create_ex, msc_session_get, msc_session_get_ex, msc_stats,
-    msc_status, msc_status_str, msc_version,
+    msc_session_create, msc_session_create_ex, msc_session_get, msc_session_get_ex,
+    msc_session_take, msc_session_take_ex, msc_stats, msc_status, msc_status_str, msc_version,
 };
 use mcp_session_core::{CloseReason, OnFull, SESSION_ID_LEN, SessionId};
 
@@ -290,8 +290,9 @@ impl Harness {
                 msc_close_reason::MSC_CLOSE_MAX_LIFETIME => CloseReason::MaxLifetime,
                 msc_close_reason::MSC_CLOSE_INIT_TIMEOUT => CloseReason::InitTimeout,
                 msc_close_reason::MSC_CLOSE_SHUTDOWN => panic!("shutdown event while open"),
+                msc_close_reason::MSC_CLOSE_REDEEMED => CloseReason::Redeemed,
             };
-            if reason != CloseReason::Closed {
+            if reason != CloseReason::Closed && reason != CloseReason::Redeemed {
                 assert!(
                     !self.closed.contains(&id),
                     "closed by msc_session_close, reported as {reason}"
@@ -478,7 +479,7 @@ pub fn check(data: &[u8]) {
 }
 
 fn step(h: &mut Harness, input: &mut Input<'_>) {
-    match input.u8() % 11 {
+    match input.u8() % 12 {
         0 => {
             // msc_session_create
             let reg = h.reg_arg(input);
@@ -732,6 +733,70 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             let null_reg = input.u8() % 8 == 0;
             let null_out = input.u8() % 8 == 0;
             h.stats(null_reg, null_out);
+        }
+        10 => {
+            // msc_session_take / msc_session_take_ex
+            let reg = h.reg_arg(input);
+            let id = id_arg(h, input);
+            let principal = principal_bytes(input);
+            let binary = input.bool();
+            let null_tag = input.u8() % 8 == 0;
+            let mut tag = SENTINEL;
+            let t_ptr = if null_tag {
+                ptr::null_mut()
+            } else {
+                &raw mut tag
+            };
+            let i_ptr = id
+                .as_ref()
+                .map_or(ptr::null(), |v| v.as_ptr().cast::<c_char>());
+            let status = if binary {
+                let (p_ptr, p_len) = principal
+                    .as_ref()
+                    .map_or((ptr::null(), 0), |p| (p.as_ptr(), p.len()));
+                // SAFETY: NULL or valid pointers for the lengths passed.
+                unsafe { msc_session_take_ex(reg, i_ptr, p_ptr, p_len, t_ptr) }
+            } else {
+                let c = principal.as_ref().map(|p| cstring(p));
+                let p_ptr = c
+                    .as_ref()
+                    .map_or(ptr::null(), |p| p.as_ptr().cast::<c_char>());
+                // SAFETY: NULL or NUL-terminated strings; NULL or writable tag.
+                unsafe { msc_session_take(reg, i_ptr, p_ptr, t_ptr) }
+            };
+            // What the library saw: a C string stops at the first NUL.
+            let presented = if binary {
+                principal
+            } else {
+                principal.map(|p| cstring(&p)).map(|mut p| {
+                    p.pop();
+                    p
+                })
+            };
+            lookup_like(h, reg, id.as_deref(), status, |h, id, ok| {
+                if let Some(model) = &mut h.model {
+                    assert_eq!(
+                        ok.then(|| h.created[&id].tag),
+                        model.take(&id, presented.as_deref()),
+                        "take({id}) vs model"
+                    );
+                }
+                if ok {
+                    let s = h.created.get(&id).expect("took an id never created");
+                    if !null_tag {
+                        assert_eq!(tag, s.tag, "take: tag");
+                    }
+                    let visible = match (&s.principal, presented.as_deref()) {
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                        (Some(own), Some(p)) => own.as_slice() == p,
+                    };
+                    assert!(visible, "took a session bound to another principal");
+                    assert!(h.closed.insert(id), "took {id} twice");
+                } else {
+                    assert_eq!(tag, SENTINEL, "out_tag written on error");
+                }
+            });
         }
         _ => {
             // SAFETY: NULL is the case under test.

@@ -17,6 +17,10 @@
 //!   lookup does, and does not refresh activity;
 //! - `close` of an expired session closes it with its expiry reason and
 //!   returns `None`; of an open one, reason `Closed`, returns it;
+//! - `take` checks the principal as a lookup does (another principal's
+//!   session is left alone), closes an expired session with its expiry
+//!   reason (`NotFound`), and otherwise closes it with `Redeemed` and
+//!   returns it;
 //! - a create first checks the rate limit (at most `N` creations in any
 //!   window of `W` ms: refused while `N` creations happened in
 //!   `(now - W, now]`, with `retry_after` = the time until the oldest of
@@ -85,6 +89,8 @@ pub struct Counters {
     pub evicted: u64,
     /// Expired (any of the three reasons).
     pub expired: u64,
+    /// Taken by `take`.
+    pub redeemed: u64,
     /// Creates refused at capacity.
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
@@ -204,6 +210,7 @@ impl Model {
             CloseReason::IdleTimeout | CloseReason::MaxLifetime | CloseReason::InitTimeout => {
                 self.counters.expired += 1
             }
+            CloseReason::Redeemed => self.counters.redeemed += 1,
             CloseReason::Shutdown => {}
         }
         if self.cfg.queue_capacity > 0 {
@@ -342,6 +349,28 @@ impl Model {
             return None;
         }
         self.report(*id, CloseReason::Closed);
+        Some(tag)
+    }
+
+    /// `take`: the taken session's tag if the registry returns it. Another
+    /// principal's session is left alone (expired or not, as a lookup
+    /// does); an expired one closes with its expiry reason.
+    pub fn take(&mut self, id: &SessionId, principal: Option<&[u8]>) -> Option<u64> {
+        let s = self.live.get(id)?;
+        let visible = match (&s.principal, principal) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(own), Some(presented)) => own.as_slice() == presented,
+        };
+        if !visible {
+            return None;
+        }
+        let tag = s.tag;
+        if let Some(reason) = self.expiry(id) {
+            self.report(*id, reason);
+            return None;
+        }
+        self.report(*id, CloseReason::Redeemed);
         Some(tag)
     }
 

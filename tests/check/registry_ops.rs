@@ -15,10 +15,6 @@
 //!
 //! and at the end, dropping the registry reports every live session once
 //! with `Shutdown` and leaves no value alive.
-//!
-//! Check 5 can be skipped with `MSC_MODEL_SKIP_VALUE_CHECK=1` while the
-//! fix of issue 9's defect 1 (closed sessions' values kept alive by the
-//! index) is not merged; nothing else is gated.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,6 +83,17 @@ pub enum Op {
         /// Keep the returned handle.
         keep: bool,
     },
+    /// `take` (or `take_str` on the id's text).
+    Take {
+        /// Which id.
+        target: u16,
+        /// Index into [`PRINCIPALS`].
+        principal: u8,
+        /// Keep the returned handle.
+        keep: bool,
+        /// Through `take_str`.
+        via_str: bool,
+    },
     /// `purge_expired`.
     Purge,
     /// Advance the `ManualClock`.
@@ -135,7 +142,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         let tag = input.u8();
         let a = input.u8();
         let target = u16::from(input.u8() % 32);
-        ops.push(match tag % 12 {
+        ops.push(match tag % 13 {
             0 | 1 => Op::Create {
                 principal: a % 4,
                 keep: a & 0x10 != 0,
@@ -170,8 +177,14 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                     Op::Drain
                 }
             }
-            _ => Op::DropHandle {
+            11 => Op::DropHandle {
                 index: u16::from(a),
+            },
+            _ => Op::Take {
+                target,
+                principal: a % 4,
+                keep: a & 0x10 != 0,
+                via_str: a & 0x20 != 0,
             },
         });
     }
@@ -204,12 +217,6 @@ impl Drop for Counted {
     fn drop(&mut self) {
         self.alive.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// `true` unless `MSC_MODEL_SKIP_VALUE_CHECK=1` (see the module docs).
-fn value_check_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("MSC_MODEL_SKIP_VALUE_CHECK").as_deref() != Ok("1"))
 }
 
 /// An id no create returns (a fixed v4 id; a random one colliding with it
@@ -468,6 +475,35 @@ impl Harness {
                     ),
                 }
             }
+            Op::Take {
+                target,
+                principal,
+                keep,
+                via_str,
+            } => {
+                let id = self.target(target);
+                let p = PRINCIPALS[usize::from(principal % 4)];
+                let got = if via_str {
+                    self.registry().take_str(&id.to_string(), p)
+                } else {
+                    self.registry().take(&id, p)
+                };
+                let expected = self.model.take(&id, p);
+                match (got, expected) {
+                    (Ok(session), Some(tag)) => {
+                        assert_eq!(session.id(), id, "step {}: take: id", self.step);
+                        assert_eq!(session.value().tag, tag, "step {}: take: value", self.step);
+                        assert!(!session.is_open(), "step {}: taken but open", self.step);
+                        self.keep(keep, session);
+                    }
+                    (Err(LookupError::NotFound), None) => {}
+                    (got, expected) => panic!(
+                        "step {}: take({id}, {p:?}) = {:?}, model {expected:?}",
+                        self.step,
+                        got.map(|s| s.value().tag)
+                    ),
+                }
+            }
             Op::With { target, principal } => {
                 let id = self.target(target);
                 let p = PRINCIPALS[usize::from(principal % 4)];
@@ -593,9 +629,6 @@ impl Harness {
     }
 
     fn check_values_alive(&self, bound: usize, when: &str) {
-        if !value_check_enabled() {
-            return;
-        }
         let alive = self.alive.load(Ordering::SeqCst);
         assert!(
             alive <= bound,
@@ -632,6 +665,7 @@ impl Harness {
             stats.closed,
             stats.evicted,
             stats.expired,
+            stats.redeemed,
             stats.rejected_full,
             stats.events_dropped,
         );
@@ -640,12 +674,13 @@ impl Harness {
             c.closed,
             c.evicted,
             c.expired,
+            c.redeemed,
             c.rejected_full,
             c.events_dropped,
         );
         assert_eq!(
             got, want,
-            "step {} after {op:?}: stats (created, closed, evicted, expired, rejected_full, rate_limited, events_dropped)",
+            "step {} after {op:?}: stats (created, closed, evicted, expired, redeemed, rejected_full, events_dropped)",
             self.step
         );
         assert_eq!(stats.live as usize, len, "step {}: stats.live", self.step);
