@@ -88,7 +88,7 @@ expect_report "C (gcc -fsanitize=address)" "$BUILD/canary_c"
 
 step "Rust tests under AddressSanitizer (nightly, $TRIPLE)"
 ASAN_CARGO=(cargo +nightly test --manifest-path asan/Cargo.toml --no-fail-fast --target "$TRIPLE")
-"${ASAN_CARGO[@]}" --test semantics --test churn --test no_alloc --test model_proptest --test fuzz_corpus
+"${ASAN_CARGO[@]}" --test semantics --test churn --test no_alloc --test model_proptest --test fuzz_corpus --test take --test values
 # The stress test's capacity-8 configurations (EvictOldest and Reject, 8
 # threads, 1M operations each): the other two take as long again under
 # ASan and exercise the same code.
