@@ -27,23 +27,31 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 /// 1. reads the caller's [`SessionPrincipal`] from the request extensions
 ///    (set by your auth layer, which must run before this one; absent means
 ///    anonymous);
-/// 2. if the request carries `Mcp-Session-Id`, validates it before rmcp
-///    sees the request: a malformed id (or more than one header) is
-///    answered **400**, an id with no open session visible to this
-///    principal (unknown, closed, evicted, expired, or another principal's)
-///    **404**. This lookup is the registry's lock-free one and refreshes the
-///    session's idle timer;
-/// 3. runs rmcp with the principal in scope, so a session that this request
-///    creates (an `initialize`) is bound to it;
-/// 4. when rmcp answers 500 because the manager refused or lost the session,
-///    replaces that with the right answer: **429** (creation rate limit) or
-///    **503** (at capacity under `OnFull::Reject`, or evicted before its
-///    `initialize` completed), both with `Retry-After`, or **404** (closed
-///    while the request was on its way).
+/// 2. runs rmcp with the principal in scope, so a session that this request
+///    creates (an `initialize`) is bound to it, and every session lookup
+///    rmcp asks the manager for is made as that principal;
+/// 3. answers the request itself where rmcp would answer a bare 404 or 500
+///    because of the session: **400** for a malformed `Mcp-Session-Id` (or
+///    more than one), **404** with a JSON-RPC body for an id with no open
+///    session visible to this principal (unknown, closed, evicted, expired,
+///    or another principal's), **429** (creation rate limit) or **503** (at
+///    capacity under `OnFull::Reject`, or evicted before its `initialize`
+///    completed), both with `Retry-After`, **403** for a create without a
+///    principal when the manager
+///    [requires one](super::RegistrySessionManagerBuilder::require_principal).
+///
+/// The session id is checked where rmcp uses it, not before: rmcp first
+/// classifies the request (a 2026-07-28 request or `server/discover` is
+/// served without a session, whatever `Mcp-Session-Id` it carries), then
+/// asks the manager for the session of those it serves with one. So a stale
+/// header on a stateless request is ignored, as rmcp ignores it, and
+/// refreshes no session. The lookup is the registry's lock-free one and
+/// refreshes the session's idle timer.
 ///
 /// Requests without `Mcp-Session-Id` pass to rmcp, which creates a session
-/// for an `initialize` and answers anything else 400. A `DELETE` that closed
-/// its session is answered 204 (rmcp says 202; the close is already done).
+/// for an `initialize` and answers a legacy request 400. A `DELETE` that
+/// closed its session is answered 204 (rmcp says 202; the close is already
+/// done).
 ///
 /// # Examples
 ///
@@ -75,10 +83,12 @@ impl SessionLayer {
     /// Wraps `inner` (rmcp's `StreamableHttpService`): what
     /// [`Layer::layer`] does, callable without importing the trait.
     pub fn layer<S>(&self, inner: S) -> SessionService<S> {
-        SessionService {
-            inner,
-            registry: self.registry.clone(),
-        }
+        SessionService { inner }
+    }
+
+    /// The registry whose sessions this layer's requests use.
+    pub fn registry(&self) -> &SessionRegistry<RmcpSession> {
+        &self.registry
     }
 }
 
@@ -95,46 +105,16 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    registry: SessionRegistry<RmcpSession>,
 }
 
-/// Why the layer answers a request itself.
-#[derive(Clone, Copy, Debug)]
-enum Rejection {
-    /// 400: malformed `Mcp-Session-Id`, or more than one.
-    Malformed,
-    /// 404: no open session with this id visible to the caller.
-    NotFound,
-}
-
-impl Rejection {
-    fn into_response(self) -> BoxResponse {
-        match self {
-            Self::Malformed => response::malformed_session_id(),
-            Self::NotFound => response::session_not_found(),
-        }
-    }
-}
-
-impl<S> SessionService<S> {
-    /// Checks the request's `Mcp-Session-Id` header, if any.
-    fn check_session_header<B>(
-        &self,
-        request: &Request<B>,
-        principal: Option<&SessionPrincipal>,
-    ) -> Result<(), Rejection> {
-        let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
-        let Some(value) = values.next() else {
-            return Ok(());
-        };
-        if values.next().is_some() {
-            return Err(Rejection::Malformed);
-        }
-        let id = SessionId::parse_bytes(value.as_bytes()).map_err(|_| Rejection::Malformed)?;
-        self.registry
-            .with_session(&id, principal.map(SessionPrincipal::as_bytes), |_| ())
-            .map_err(|_| Rejection::NotFound)
-    }
+/// `true` if the request's `Mcp-Session-Id` cannot name a session: more
+/// than one header, or a value that is not a canonical session id.
+fn session_header_is_malformed<B>(request: &Request<B>) -> bool {
+    let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
+    let Some(value) = values.next() else {
+        return false;
+    };
+    values.next().is_some() || SessionId::parse_bytes(value.as_bytes()).is_err()
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -156,9 +136,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let principal = request.extensions().get::<SessionPrincipal>().cloned();
-        if let Err(rejection) = self.check_session_header(&request, principal.as_ref()) {
-            return Box::pin(std::future::ready(Ok(rejection.into_response())));
-        }
+        let malformed = session_header_is_malformed(&request);
         let is_delete = request.method() == Method::DELETE;
         // The clone that was made ready in `poll_ready` serves this call.
         let clone = self.inner.clone();
@@ -166,13 +144,20 @@ where
         Box::pin(async move {
             // `call` runs inside the scope too, in case it does work eagerly.
             let (result, failure) =
-                scope::run(principal, async move { inner.call(request).await }).await;
+                scope::run(
+                    principal,
+                    malformed,
+                    async move { inner.call(request).await },
+                )
+                .await;
             let mut response = result?;
-            match failure {
-                Some(failure) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
-                    return Ok(response::for_failure(&failure));
-                }
-                _ => {}
+            if let Some(failure) = failure
+                && matches!(
+                    response.status(),
+                    StatusCode::INTERNAL_SERVER_ERROR | StatusCode::NOT_FOUND
+                )
+            {
+                return Ok(response::for_failure(&failure));
             }
             if is_delete && response.status() == StatusCode::ACCEPTED {
                 // The session is closed by the time rmcp answers: done, not

@@ -69,18 +69,26 @@
 /// refused and closed, with the reason).
 pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
 
+mod activity;
 mod builder;
 mod error;
+mod fingerprint;
 mod layer;
 mod manager;
 mod principal;
+mod refusals;
 pub(crate) mod response;
 pub(crate) mod scope;
 mod session;
 
-pub use builder::{DEFAULT_REAPER_INTERVAL, RegistrySessionManagerBuilder};
+pub use builder::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_REAPER_INTERVAL,
+    RegistrySessionManagerBuilder,
+};
 pub use error::{BuildError, ManagerError};
+pub use fingerprint::Fingerprint;
 pub use layer::{MCP_SESSION_ID, SessionLayer, SessionService};
 pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
+pub use refusals::Refusals;
 pub use session::RmcpSession;

@@ -41,6 +41,7 @@ pub(crate) fn session_not_found() -> BoxResponse {
 pub(crate) fn for_failure(failure: &Failure) -> BoxResponse {
     match failure {
         Failure::NotFound => session_not_found(),
+        Failure::Malformed => malformed_session_id(),
         Failure::Refused {
             status,
             retry_after_secs,

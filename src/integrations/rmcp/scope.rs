@@ -30,6 +30,10 @@ tokio::task_local! {
 /// What one request carries through rmcp into the manager and back.
 struct RequestScope {
     principal: Option<SessionPrincipal>,
+    /// The request's `Mcp-Session-Id` could not be a session id (malformed,
+    /// not ASCII, or more than one header). Checked by the manager only on
+    /// the calls rmcp makes for session requests (see the layer).
+    malformed_session_id: bool,
     failure: Cell<Option<Failure>>,
 }
 
@@ -44,9 +48,11 @@ pub(crate) enum Failure {
         retry_after_secs: Option<u64>,
         message: &'static str,
     },
-    /// The session went away between the layer's check and the manager's
-    /// call (closed, evicted or expired in between): 404.
+    /// No open session with the request's id is visible to its principal
+    /// (unknown, closed, evicted, expired, another principal's): 404.
     NotFound,
+    /// The request's `Mcp-Session-Id` is malformed (or repeated): 400.
+    Malformed,
 }
 
 /// A session evicted or expired between its creation and the end of its
@@ -61,10 +67,12 @@ pub(crate) const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
 /// and the failure the manager recorded, if any.
 pub(crate) async fn run<F: Future>(
     principal: Option<SessionPrincipal>,
+    malformed_session_id: bool,
     future: F,
 ) -> (F::Output, Option<Failure>) {
     let scope = RequestScope {
         principal,
+        malformed_session_id,
         failure: Cell::new(None),
     };
     SCOPE
@@ -79,6 +87,13 @@ pub(crate) async fn run<F: Future>(
 /// `true` inside a [`run`] scope (a request that went through the layer).
 pub(crate) fn is_active() -> bool {
     SCOPE.try_with(|_| ()).is_ok()
+}
+
+/// `true` inside a scope whose request's `Mcp-Session-Id` is malformed.
+pub(crate) fn session_id_is_malformed() -> bool {
+    SCOPE
+        .try_with(|scope| scope.malformed_session_id)
+        .unwrap_or(false)
 }
 
 /// Calls `f` with the current request's principal (`None` outside a scope
@@ -114,7 +129,8 @@ mod tests {
         assert_eq!(with_principal(|p| p.map(<[u8]>::to_vec)), None);
         record(Failure::NotFound); // outside a scope: dropped
 
-        let (seen, failure) = run(Some(SessionPrincipal::from("alice")), async {
+        let (seen, failure) = run(Some(SessionPrincipal::from("alice")), true, async {
+            assert!(session_id_is_malformed());
             tokio::task::yield_now().await;
             let seen = with_principal(|p| p.map(<[u8]>::to_vec));
             record(Failure::NotFound);
@@ -131,13 +147,13 @@ mod tests {
 
         // A task spawned from inside a scope does not inherit it (which is
         // why only calls rmcp awaits in the request's own future see it).
-        let (inherited, _) = run(Some(SessionPrincipal::from("bob")), async {
+        let (inherited, _) = run(Some(SessionPrincipal::from("bob")), false, async {
             tokio::spawn(async { is_active() }).await.unwrap()
         })
         .await;
         assert!(!inherited);
 
-        let (_, failure) = run(None, async { with_principal(|p| p.is_none()) }).await;
+        let (_, failure) = run(None, false, async { with_principal(|p| p.is_none()) }).await;
         assert_eq!(failure, None);
     }
 }
