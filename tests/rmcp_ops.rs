@@ -62,6 +62,29 @@ async fn a_refusal_flood_is_counted_in_full_and_logged_once() {
         .filter(|line| line.contains("session creation refused"))
         .all(|line| line.contains("WARN"));
     assert!(warn_lines, "{text}");
+    // rmcp never sees the refused creates, so it logs nothing at ERROR.
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "ERROR lines for refusals: {errors:#?}");
+}
+
+#[tokio::test]
+async fn an_initialize_rmcp_refuses_after_admission_leaves_no_session() {
+    let server = start(&[]).await;
+    let client = RawClient::new(&server.url());
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "t", "version": "0"}}
+    });
+    // The header contradicts the body: rmcp answers 400 without creating a
+    // session, after the layer admitted one.
+    let reply = client
+        .post_with(&init, &[("mcp-protocol-version", "2025-03-26")])
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let stats = server.stats().await;
+    assert_eq!(stats["live"], 0, "{stats}");
+    assert_eq!(stats["created"], stats["closed"], "{stats}");
 }
 
 /// The headers a 2026-07-28 client sends with `server/discover`.

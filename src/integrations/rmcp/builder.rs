@@ -3,11 +3,13 @@
 //! workers.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ::rmcp::transport::streamable_http_server::session::local::SessionConfig;
 
+use super::creator::Creator;
 use super::error::BuildError;
 use super::fingerprint::Fingerprint;
 use super::manager::RegistrySessionManager;
@@ -208,15 +210,19 @@ impl RegistrySessionManagerBuilder {
             })
             .build()?;
         registry.spawn_reaper(self.reaper_interval)?;
+        let creator = Arc::new(Creator {
+            registry: registry.clone(),
+            session_config: self.session_config,
+            require_principal: self.require_principal,
+            capacity_retry_after_secs: retry_after.as_millis().div_ceil(1000) as u64,
+            refusals: RefusalLog::default(),
+        });
         Ok(RegistrySessionManager {
             registry,
-            session_config: self.session_config,
+            creator,
             warned_without_layer: AtomicBool::new(false),
             idle_timeout,
             init_timeout,
-            capacity_retry_after_secs: retry_after.as_millis().div_ceil(1000) as u64,
-            require_principal: self.require_principal,
-            refusals: RefusalLog::default(),
             shutting_down: AtomicBool::new(false),
         })
     }

@@ -5,10 +5,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, StatusCode};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::creator::Creator;
 use super::principal::SessionPrincipal;
 use super::response::{self, BoxResponse};
 use super::scope;
@@ -71,19 +77,37 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     registry: SessionRegistry<RmcpSession>,
+    creator: Option<Arc<Creator>>,
 }
 
 impl SessionLayer {
-    /// A layer validating against `registry` (the manager's
-    /// [`registry`](super::RegistrySessionManager::registry)).
+    /// A layer for `registry` (the manager's
+    /// [`registry`](super::RegistrySessionManager::registry)) that leaves
+    /// every create to the manager: refusals then pass through rmcp, which
+    /// logs each at ERROR before the layer rewrites its 500. Prefer
+    /// [`RegistrySessionManager::layer`](super::RegistrySessionManager::layer),
+    /// which admits `initialize` requests itself.
     pub fn new(registry: SessionRegistry<RmcpSession>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            creator: None,
+        }
+    }
+
+    pub(super) fn with_creator(creator: Arc<Creator>) -> Self {
+        Self {
+            registry: creator.registry.clone(),
+            creator: Some(creator),
+        }
     }
 
     /// Wraps `inner` (rmcp's `StreamableHttpService`): what
     /// [`Layer::layer`] does, callable without importing the trait.
     pub fn layer<S>(&self, inner: S) -> SessionService<S> {
-        SessionService { inner }
+        SessionService {
+            inner,
+            creator: self.creator.clone(),
+        }
     }
 
     /// The registry whose sessions this layer's requests use.
@@ -105,6 +129,38 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
+    creator: Option<Arc<Creator>>,
+}
+
+/// The request body rmcp receives from the layer: the caller's, or the
+/// bytes of a small POST the layer has read to see if it is an
+/// `initialize`.
+pub type LayerBody<B> = Either<B, Full<Bytes>>;
+
+/// The largest POST body (by `Content-Length`) the layer reads to admit an
+/// `initialize` itself; larger or unsized bodies pass to rmcp unread (an
+/// `initialize` is a few hundred bytes).
+const ADMISSION_PEEK_LIMIT: u64 = 64 * 1024;
+
+/// `true` for a POST without `Mcp-Session-Id` whose declared body is small:
+/// possibly an `initialize`, worth reading before rmcp does.
+fn may_be_initialize<B>(request: &Request<B>) -> bool {
+    request.method() == Method::POST
+        && !request.headers().contains_key(MCP_SESSION_ID)
+        && request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length <= ADMISSION_PEEK_LIMIT)
+}
+
+/// `true` if `body` is a JSON-RPC `initialize` request (rmcp classifies
+/// every `initialize` as a legacy, session-creating request).
+fn is_initialize(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|message| message.get("method").and_then(|m| m.as_str()) == Some("initialize"))
 }
 
 /// `true` if the request's `Mcp-Session-Id` cannot name a session: more
@@ -121,10 +177,11 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 impl<S, B> Service<Request<B>> for SessionService<S>
 where
-    S: Service<Request<B>, Response = BoxResponse> + Clone + Send + 'static,
+    S: Service<Request<LayerBody<B>>, Response = BoxResponse> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = BoxResponse;
     type Error = S::Error;
@@ -138,18 +195,44 @@ where
         let principal = request.extensions().get::<SessionPrincipal>().cloned();
         let malformed = session_header_is_malformed(&request);
         let is_delete = request.method() == Method::DELETE;
+        let admit = self.creator.clone().filter(|_| may_be_initialize(&request));
         // The clone that was made ready in `poll_ready` serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
+            let mut prepared = None;
+            let request = match admit {
+                None => request.map(Either::Left),
+                Some(creator) => {
+                    // Read the (small) body to admit an `initialize` here:
+                    // a refusal is answered without rmcp, which would log
+                    // each one at ERROR.
+                    let (parts, body) = request.into_parts();
+                    let Ok(body) = body.collect().await.map(|body| body.to_bytes()) else {
+                        return Ok(response::unreadable_body());
+                    };
+                    if is_initialize(&body) {
+                        let principal = principal.as_ref().map(SessionPrincipal::as_bytes);
+                        match creator.create(principal) {
+                            Ok(session) => prepared = Some((creator, session)),
+                            Err(refused) => return Ok(response::for_failure(&refused.failure)),
+                        }
+                    }
+                    Request::from_parts(parts, Either::Right(Full::new(body)))
+                }
+            };
+            let (creator, prepared) = prepared.unzip();
             // `call` runs inside the scope too, in case it does work eagerly.
-            let (result, failure) =
-                scope::run(
-                    principal,
-                    malformed,
-                    async move { inner.call(request).await },
-                )
+            let (result, failure, unused) =
+                scope::run_prepared(principal, malformed, prepared, async move {
+                    inner.call(request).await
+                })
                 .await;
+            if let (Some(creator), Some(unused)) = (creator, unused) {
+                // rmcp refused the request before creating its session
+                // (e.g. a bad MCP-Protocol-Version): give the slot back.
+                creator.registry.close(&unused.session.id());
+            }
             let mut response = result?;
             if let Some(failure) = failure
                 && matches!(

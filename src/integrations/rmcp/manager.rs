@@ -1,29 +1,30 @@
 //! [`RegistrySessionManager`]: rmcp's `SessionManager` on the registry.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ::rmcp::model::{ClientJsonRpcMessage, ClientNotification, ServerJsonRpcMessage};
 use ::rmcp::transport::WorkerTransport;
 use ::rmcp::transport::streamable_http_server::session::local::{
-    EventId, LocalSessionWorker, SessionConfig, create_local_session,
+    EventId, LocalSessionWorker, SessionConfig,
 };
 use ::rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId as RmcpSessionId, SessionManager,
 };
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 
 use super::activity;
 use super::builder::RegistrySessionManagerBuilder;
+use super::creator::{Creator, Prepared};
 use super::error::{BuildError, ManagerError};
 use super::fingerprint::Fingerprint;
 use super::layer::SessionLayer;
-use super::refusals::{Cause, RefusalLog, Refusals};
+use super::refusals::Refusals;
 use super::scope::{self, Failure};
 use super::session::RmcpSession;
-use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
+use crate::{RegistryBuilder, Session, SessionId, SessionRegistry};
 
 /// An rmcp [`SessionManager`] whose sessions live in a
 /// [`SessionRegistry`]: a drop-in replacement for rmcp's
@@ -132,13 +133,10 @@ use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 /// ```
 pub struct RegistrySessionManager {
     pub(super) registry: SessionRegistry<RmcpSession>,
-    pub(super) session_config: SessionConfig,
+    pub(super) creator: Arc<Creator>,
     pub(super) warned_without_layer: AtomicBool,
     pub(super) idle_timeout: Option<Duration>,
     pub(super) init_timeout: Option<Duration>,
-    pub(super) capacity_retry_after_secs: u64,
-    pub(super) require_principal: bool,
-    pub(super) refusals: RefusalLog,
     pub(super) shutting_down: AtomicBool,
 }
 
@@ -167,12 +165,12 @@ impl RegistrySessionManager {
     /// The tower layer to put in front of rmcp's `StreamableHttpService`
     /// (see [`SessionLayer`]).
     pub fn layer(&self) -> SessionLayer {
-        SessionLayer::new(self.registry.clone())
+        SessionLayer::with_creator(self.creator.clone())
     }
 
     /// rmcp's per-session settings in use.
     pub fn session_config(&self) -> &SessionConfig {
-        &self.session_config
+        &self.creator.session_config
     }
 
     /// The idle timeout in effect (the registry builder's, else
@@ -191,13 +189,13 @@ impl RegistrySessionManager {
 
     /// The `Retry-After` (s) of an "at capacity" 503.
     pub fn capacity_retry_after_secs(&self) -> u64 {
-        self.capacity_retry_after_secs
+        self.creator.capacity_retry_after_secs
     }
 
     /// Whether creates without a principal are refused (see
     /// [`require_principal`](RegistrySessionManagerBuilder::require_principal)).
     pub fn requires_principal(&self) -> bool {
-        self.require_principal
+        self.creator.require_principal
     }
 
     /// Starts a graceful shutdown: from now on, rmcp's session tasks ending
@@ -212,7 +210,7 @@ impl RegistrySessionManager {
 
     /// Refused creations so far, per cause.
     pub fn refusals(&self) -> Refusals {
-        self.refusals.snapshot()
+        self.creator.refusals.snapshot()
     }
 
     /// The open session `id` as the current request's principal sees it;
@@ -266,46 +264,6 @@ impl RegistrySessionManager {
     }
 }
 
-/// The answer to a refused create, and its cause for the refusal log.
-fn refusal(error: &CreateError, capacity_retry_after_secs: u64) -> (Failure, Cause) {
-    let (message, cause, retry_after_secs) = match error {
-        CreateError::RateLimited { .. } => (
-            "Too Many Requests: session creation rate limit reached",
-            Cause::RateLimited,
-            error.retry_after_secs(),
-        ),
-        CreateError::AtCapacity => (
-            "Service Unavailable: session capacity reached",
-            Cause::AtCapacity,
-            Some(capacity_retry_after_secs),
-        ),
-        CreateError::IdCollision => (
-            "Service Unavailable: could not allocate a session id",
-            Cause::AtCapacity,
-            error.retry_after_secs(),
-        ),
-        _ => (
-            "Internal Server Error: could not create a session",
-            Cause::Other,
-            error.retry_after_secs(),
-        ),
-    };
-    let failure = Failure::Refused {
-        status: error.http_status(),
-        retry_after_secs,
-        message,
-    };
-    (failure, cause)
-}
-
-/// A create refused because `require_principal` is set and the request
-/// carries no principal.
-const PRINCIPAL_REQUIRED: Failure = Failure::Refused {
-    status: 403,
-    retry_after_secs: None,
-    message: "Forbidden: sessions require an authenticated principal",
-};
-
 /// `notifications/initialized`: the message that completes the handshake.
 fn completes_handshake(message: &ClientJsonRpcMessage) -> bool {
     matches!(
@@ -327,34 +285,21 @@ impl SessionManager for RegistrySessionManager {
             scope::record(Failure::Malformed);
             return Err(ManagerError::NotFound);
         }
-        if self.require_principal && scope::with_principal(|principal| principal.is_none()) {
-            self.refusals.refused(
-                Cause::PrincipalRequired,
-                &"the request carries no SessionPrincipal",
-            );
-            scope::record(PRINCIPAL_REQUIRED);
-            return Err(ManagerError::PrincipalRequired);
-        }
-        let mut worker = None;
-        let created = scope::with_principal(|principal| {
-            self.registry.create_with(principal, |id| {
-                let (handle, session_worker) =
-                    create_local_session(id.to_string(), self.session_config.clone());
-                let stop = CancellationToken::new();
-                worker = Some((session_worker, stop.clone()));
-                RmcpSession::new(handle, stop)
-            })
-        });
-        let session = match created {
-            Ok(session) => session,
-            Err(error) => {
-                let (failure, cause) = refusal(&error, self.capacity_retry_after_secs);
-                self.refusals.refused(cause, &error);
-                scope::record(failure);
-                return Err(error.into());
-            }
+        // Admitted by the layer already (see `SessionLayer`), or here.
+        let prepared = match scope::take_prepared() {
+            Some(prepared) => prepared,
+            None => scope::with_principal(|principal| self.creator.create(principal)).map_err(
+                |refused| {
+                    scope::record(refused.failure);
+                    refused.error
+                },
+            )?,
         };
-        let (worker, stop) = worker.expect("create_with ran `make` for a created session");
+        let Prepared {
+            session,
+            worker,
+            stop,
+        } = prepared;
         // If the session was already evicted, `stop` is cancelled and the
         // worker ends at once; `initialize_session` then answers 503.
         let transport = WorkerTransport::spawn_with_ct(worker, stop);
@@ -498,7 +443,7 @@ impl std::fmt::Debug for RegistrySessionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistrySessionManager")
             .field("registry", &self.registry)
-            .field("session_config", &self.session_config)
+            .field("session_config", &self.creator.session_config)
             .finish_non_exhaustive()
     }
 }

@@ -71,6 +71,7 @@ pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
 
 mod activity;
 mod builder;
+mod creator;
 mod error;
 mod fingerprint;
 mod layer;
@@ -87,7 +88,7 @@ pub use builder::{
 };
 pub use error::{BuildError, ManagerError};
 pub use fingerprint::Fingerprint;
-pub use layer::{MCP_SESSION_ID, SessionLayer, SessionService};
+pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};
 pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
 pub use refusals::Refusals;

@@ -29,6 +29,15 @@ pub(crate) fn malformed_session_id() -> BoxResponse {
     )
 }
 
+pub(crate) fn unreadable_body() -> BoxResponse {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        CODE_REFUSED,
+        "Bad Request: the request body could not be read",
+        None,
+    )
+}
+
 pub(crate) fn session_not_found() -> BoxResponse {
     error_response(
         StatusCode::NOT_FOUND,

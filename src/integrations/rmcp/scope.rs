@@ -21,6 +21,7 @@
 use std::cell::Cell;
 use std::future::Future;
 
+use super::creator::Prepared;
 use super::principal::SessionPrincipal;
 
 tokio::task_local! {
@@ -35,6 +36,9 @@ struct RequestScope {
     /// the calls rmcp makes for session requests (see the layer).
     malformed_session_id: bool,
     failure: Cell<Option<Failure>>,
+    /// A session the layer created for this request's `initialize`, for
+    /// the manager's `create_session` to take.
+    prepared: Cell<Option<Prepared>>,
 }
 
 /// Why the manager failed a call, for the layer to answer with the right
@@ -70,18 +74,37 @@ pub(crate) async fn run<F: Future>(
     malformed_session_id: bool,
     future: F,
 ) -> (F::Output, Option<Failure>) {
+    let (output, failure, _) = run_prepared(principal, malformed_session_id, None, future).await;
+    (output, failure)
+}
+
+/// [`run`] with a session prepared for the manager's `create_session`;
+/// also returns it if the manager did not take it (rmcp refused the
+/// request before creating a session), for the caller to close.
+pub(crate) async fn run_prepared<F: Future>(
+    principal: Option<SessionPrincipal>,
+    malformed_session_id: bool,
+    prepared: Option<Prepared>,
+    future: F,
+) -> (F::Output, Option<Failure>, Option<Prepared>) {
     let scope = RequestScope {
         principal,
         malformed_session_id,
         failure: Cell::new(None),
+        prepared: Cell::new(prepared),
     };
     SCOPE
         .scope(scope, async move {
             let output = future.await;
-            let failure = SCOPE.with(|scope| scope.failure.take());
-            (output, failure)
+            let (failure, left) = SCOPE.with(|scope| (scope.failure.take(), scope.prepared.take()));
+            (output, failure, left)
         })
         .await
+}
+
+/// Takes the session the layer prepared for this request, if any.
+pub(crate) fn take_prepared() -> Option<Prepared> {
+    SCOPE.try_with(|scope| scope.prepared.take()).ok().flatten()
 }
 
 /// `true` inside a [`run`] scope (a request that went through the layer).
