@@ -7,16 +7,22 @@
 //! cargo run --release --example mcp_server -- --port 0 --max-sessions 3 \
 //!     --on-full reject --idle-timeout 60s --rate-limit 10/1
 //! curl http://127.0.0.1:8000/stats                            # the registry's stats
+//! cargo run --release --example mcp_server -- --host 0.0.0.0 \
+//!     --allowed-hosts mcp.example.com --admin-port 9000       # serving others
 //! ```
 //!
 //! Fleet mode: `--redis redis://127.0.0.1:6379/` keeps the sessions in
 //! Redis, shared by every instance started with the same URL: one exact
 //! global `--max-sessions`, and any instance serves any session.
 //!
-//! Tools: `echo` (returns its text) and `counter` (a counter per session).
-//! On start it prints `listening on http://127.0.0.1:PORT/mcp` on stdout;
-//! logs (session created / closed with the reason) go to stderr
-//! (`RUST_LOG` filters them).
+//! Tools: `echo` (returns its text), `counter` (a counter per session),
+//! `work` (a long call with progress) and `notify` (server notifications on
+//! the GET stream). On start it prints `listening on http://ADDR/mcp` on
+//! stdout; logs (session created / closed with the reason, refusals at most
+//! once a minute per cause, sessions named by a fingerprint, never by their
+//! id) go to stderr (`RUST_LOG` filters them). Ctrl-C or SIGTERM shuts it
+//! down gracefully: open streams end, requests in progress complete, and
+//! the sessions still open are closed with reason `shutdown`.
 
 #[path = "mcp_server/app.rs"]
 mod app;
@@ -46,14 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             "fleet mode: sessions in Redis"
         );
         println!("listening on {}", server.mcp_url());
-        println!("stats at http://{}/stats", server.addr);
-        let shutdown = server.shutdown_token();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            }
-        });
+        println!("stats at http://{}/stats", server.stats_addr);
+        stop_on_signal(server.shutdown_token());
         server.run().await?;
         return Ok(());
     }
@@ -61,23 +61,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing::info!(
         max_sessions = server.manager.registry().max_sessions(),
         on_full = ?args.on_full,
-        idle_timeout = ?args.idle_timeout.0,
+        idle_timeout = ?server.manager.idle_timeout(),
         max_lifetime = ?args.max_lifetime.0,
-        init_timeout = ?args.init_timeout.0,
-        rate_limit = ?args.rate_limit,
+        init_timeout = ?server.manager.init_timeout(),
+        rate_limit = ?args.rate_limit.0,
+        host = %args.host,
         "session registry ready"
     );
     // Scripts parse the first stdout line to find the port.
     println!("listening on {}", server.mcp_url());
-    println!("stats at http://{}/stats", server.addr);
-
-    let shutdown = server.shutdown_token();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        }
-    });
+    println!("stats at http://{}/stats", server.stats_addr);
+    stop_on_signal(server.shutdown_token());
+    let closes = server.closes.clone();
     server.run().await?;
+    tracing::info!(
+        sessions_closed = closes.get(mcp_session_core::CloseReason::Shutdown),
+        "stopped"
+    );
     Ok(())
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        match app::shutdown_signal().await {
+            Ok(()) => tracing::info!("shutting down"),
+            Err(error) => tracing::error!(%error, "cannot listen for signals; shutting down"),
+        }
+        shutdown.cancel();
+    });
 }

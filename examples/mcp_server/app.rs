@@ -3,7 +3,7 @@
 //! (`tests/rmcp_*.rs`) run exactly this code in-process.
 
 use std::error::Error;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,32 +12,51 @@ use axum::{Json, Router, routing::get};
 use clap::{Parser, ValueEnum};
 use mcp_session_core::integrations::redis::RedisRegistry;
 use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
-use mcp_session_core::integrations::rmcp::RegistrySessionManager;
-use mcp_session_core::{OnFull, SessionId, SessionRegistry, Stats};
+use mcp_session_core::integrations::rmcp::{Refusals, RegistrySessionManager};
+use mcp_session_core::{CloseReason, OnFull, SessionId, SessionRegistry, Stats};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::ProgressNotificationParam;
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A Streamable HTTP MCP server on 127.0.0.1 whose sessions live in
-/// mcp-session-core's registry (in memory).
+/// A Streamable HTTP MCP server whose sessions live in mcp-session-core's
+/// registry (in memory, or in Redis with `--redis`).
 #[derive(Clone, Debug, Parser)]
 #[command(name = "mcp_server", version, about)]
 pub struct Args {
-    /// TCP port on 127.0.0.1 (0 picks a free one; the address is printed).
+    /// The address to listen on. The default serves this machine only; to
+    /// serve others, give an interface address (or 0.0.0.0 / ::) and
+    /// `--allowed-hosts`.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+    /// TCP port (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
+    /// The `Host` header values clients may use (comma-separated names or
+    /// addresses, with an optional `:port`); any other Host gets 403 (rmcp's
+    /// DNS-rebinding protection). Default: localhost, 127.0.0.1 and ::1, plus
+    /// `--host` when it is a specific address. Required with an unspecified
+    /// `--host` (0.0.0.0, ::), where the names clients use cannot be known;
+    /// `*` turns the check off (only behind a proxy that checks Host).
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/stats` on this separate port (on 127.0.0.1) instead of next
+    /// to `/mcp`, so that the public listener exposes only MCP.
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
     /// The most sessions open at once (exact).
     #[arg(long, default_value_t = 1000)]
     pub max_sessions: usize,
     /// At capacity: evict the oldest session, or reject the new one (503).
     #[arg(long, value_enum, default_value_t = OnFullArg::Evict)]
     pub on_full: OnFullArg,
-    /// Close a session after this long without a request ("90s", "30m",
+    /// Close a session after this long without activity: a request, a
+    /// server-to-client event, or a request still in flight ("90s", "5m",
     /// "500ms", a bare number is seconds; "off" disables).
-    #[arg(long, default_value = "30m", value_parser = parse_limit)]
+    #[arg(long, default_value = "5m", value_parser = parse_limit)]
     pub idle_timeout: Limit,
     /// Close a session this long after its creation, however active.
     #[arg(long, default_value = "off", value_parser = parse_limit)]
@@ -46,9 +65,10 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse_limit)]
     pub init_timeout: Limit,
     /// At most N session creations per sliding window of SECONDS ("10/1",
-    /// "100/60", "5/500ms"); answered 429 with Retry-After past it.
-    #[arg(long, value_name = "N/SECONDS", value_parser = parse_rate)]
-    pub rate_limit: Option<RateLimit>,
+    /// "100/60", "5/500ms"); answered 429 with Retry-After past it. "off"
+    /// disables it.
+    #[arg(long, value_name = "N/SECONDS", default_value = "50/1", value_parser = parse_rate)]
+    pub rate_limit: Rate,
     /// Fleet mode: keep the sessions in this Redis (`redis://host:port/`),
     /// shared with every instance started with the same URL and prefix: one
     /// exact global `--max-sessions`, and a client can move between
@@ -73,6 +93,10 @@ pub enum OnFullArg {
 /// An optional duration flag (`off` = none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit(pub Option<Duration>);
+
+/// `--rate-limit`: a limit, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate(pub Option<RateLimit>);
 
 /// `--rate-limit N/SECONDS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +137,10 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     Ok(Limit(Some(duration)))
 }
 
-fn parse_rate(text: &str) -> Result<RateLimit, String> {
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if matches!(text.trim(), "off" | "none") {
+        return Ok(Rate(None));
+    }
     let (max, window) = text
         .split_once('/')
         .ok_or_else(|| format!("`{text}` is not N/SECONDS (e.g. 10/1)"))?;
@@ -122,7 +149,49 @@ fn parse_rate(text: &str) -> Result<RateLimit, String> {
         .parse()
         .map_err(|_| format!("`{max}` is not a count"))?;
     let window = parse_duration(window)?;
-    Ok(RateLimit { max, window })
+    Ok(Rate(Some(RateLimit { max, window })))
+}
+
+/// The `allowed_hosts` for rmcp's Host check (see `--allowed-hosts`);
+/// empty turns the check off.
+///
+/// # Errors
+///
+/// An unspecified `--host` (0.0.0.0, ::) without `--allowed-hosts`.
+pub fn allowed_hosts(args: &Args) -> Result<Vec<String>, String> {
+    if args.allowed_hosts.iter().any(|host| host.trim() == "*") {
+        return Ok(Vec::new());
+    }
+    if args.host.is_unspecified() && args.allowed_hosts.is_empty() {
+        return Err(format!(
+            "--host {} accepts connections on every interface, so the Host names clients \
+             use cannot be known: name them with --allowed-hosts (e.g. \
+             mcp.example.com,10.0.0.5), or `--allowed-hosts '*'` to turn the check off",
+            args.host
+        ));
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if !args.host.is_unspecified() {
+        hosts.push(args.host.to_string());
+    }
+    hosts.extend(args.allowed_hosts.iter().map(|host| host.trim().to_owned()));
+    Ok(hosts)
+}
+
+/// The `work` tool's arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct WorkArgs {
+    /// How long to work, in ms (at most 600000).
+    pub ms: u64,
+}
+
+/// The `notify` tool's arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct NotifyArgs {
+    /// How many notifications to send (at most 1000).
+    pub count: u32,
+    /// The pause before each, in ms (at most 60000).
+    pub every_ms: u64,
 }
 
 /// The `echo` tool's arguments.
@@ -177,6 +246,61 @@ impl DemoServer {
         text
     }
 
+    /// Works for `ms` milliseconds, reporting progress every 100 ms when the
+    /// request carries a progress token; returns "done".
+    #[tool(
+        description = "Works for `ms` milliseconds (at most 600000), sending progress \
+                       notifications every 100 ms if asked to; returns done"
+    )]
+    async fn work(
+        &self,
+        Parameters(WorkArgs { ms }): Parameters<WorkArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> String {
+        let total = Duration::from_millis(ms.min(600_000));
+        let step = Duration::from_millis(100);
+        let token = context.meta.get_progress_token();
+        let begun = tokio::time::Instant::now();
+        while begun.elapsed() < total {
+            tokio::time::sleep(step.min(total.saturating_sub(begun.elapsed()))).await;
+            if let Some(token) = &token {
+                let done = begun.elapsed().min(total).as_millis() as f64;
+                let mut param = ProgressNotificationParam::new(token.clone(), done);
+                param.total = Some(total.as_millis() as f64);
+                if context.peer.notify_progress(param).await.is_err() {
+                    break;
+                }
+            }
+        }
+        "done".to_owned()
+    }
+
+    /// Returns at once, then sends `count` notifications (`tools/list_changed`),
+    /// one every `every_ms`, outside any request (they go to the session's GET
+    /// stream).
+    #[tool(
+        description = "Returns at once; then sends `count` notifications/tools/list_changed \
+                       (at most 1000), one every `every_ms` ms, on the session's GET stream"
+    )]
+    async fn notify(
+        &self,
+        Parameters(NotifyArgs { count, every_ms }): Parameters<NotifyArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> String {
+        let peer = context.peer.clone();
+        let every = Duration::from_millis(every_ms.min(60_000));
+        let count = count.min(1_000);
+        tokio::spawn(async move {
+            for _ in 0..count {
+                tokio::time::sleep(every).await;
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        format!("sending {count}")
+    }
+
     /// Increments the calling session's counter and returns the new value.
     #[tool(
         description = "Increments a counter that belongs to the calling session and returns it \
@@ -204,9 +328,65 @@ impl DemoServer {
 #[tool_handler(
     router = self.tool_router,
     name = "mcp-session-core-demo",
-    instructions = "Tools: echo (returns its text), counter (a per-session counter)."
+    instructions = "Tools: echo (returns its text), counter (a per-session counter), \
+                    work (a long call with progress), notify (server notifications)."
 )]
 impl ServerHandler for DemoServer {}
+
+/// Sessions closed per reason, counted by the manager's close callback.
+#[derive(Debug, Default)]
+pub struct Closes {
+    counts: [AtomicU64; 7],
+}
+
+impl Closes {
+    const REASONS: [CloseReason; 6] = [
+        CloseReason::Closed,
+        CloseReason::Evicted,
+        CloseReason::IdleTimeout,
+        CloseReason::MaxLifetime,
+        CloseReason::InitTimeout,
+        CloseReason::Shutdown,
+    ];
+
+    fn slot(reason: CloseReason) -> usize {
+        Self::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(Self::REASONS.len())
+    }
+
+    fn count(&self, reason: CloseReason) {
+        self.counts[Self::slot(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many sessions closed with `reason`.
+    pub fn get(&self, reason: CloseReason) -> u64 {
+        self.counts[Self::slot(reason)].load(Ordering::Relaxed)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        Self::REASONS
+            .iter()
+            .map(|reason| (reason.to_string(), self.get(*reason).into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+/// The registry's stats, closes per reason and refused creations, as the
+/// in-memory server's `/stats` JSON.
+pub fn full_stats_json(stats: &Stats, closes: &Closes, refusals: &Refusals) -> serde_json::Value {
+    let mut json = stats_json(stats);
+    json["closed_by_reason"] = closes.json();
+    json["refused"] = serde_json::json!({
+        "rate_limited": refusals.rate_limited,
+        "at_capacity": refusals.at_capacity,
+        "principal_required": refusals.principal_required,
+        "other": refusals.other,
+    });
+    json
+}
 
 /// The registry's stats as the `/stats` JSON.
 pub fn stats_json(stats: &Stats) -> serde_json::Value {
@@ -229,17 +409,48 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
 pub struct Server<M = RegistrySessionManager> {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// Where `/stats` is served: `addr`, or the `--admin-port` listener's.
+    pub stats_addr: SocketAddr,
     /// Its session manager (and through it the registry).
     pub manager: Arc<M>,
+    /// Sessions closed per reason (in-memory mode).
+    pub closes: Arc<Closes>,
     listener: TcpListener,
     router: Router,
+    admin: Option<(TcpListener, Router)>,
     shutdown: CancellationToken,
+    /// Cancelled once the shutdown begins: ends rmcp's sessions and streams.
+    rmcp_stop: CancellationToken,
+    /// Runs first when the shutdown begins.
+    on_stop: Box<dyn FnOnce() + Send>,
+}
+
+/// The public listener and router, and the admin ones with `--admin-port`.
+type Listeners = (TcpListener, Router, Option<(TcpListener, Router)>);
+
+/// Binds the public listener and, with `--admin-port`, the admin one;
+/// `/stats` goes to the admin router if there is one.
+async fn listeners(
+    args: &Args,
+    mcp: Router,
+    stats: Router,
+) -> Result<Listeners, Box<dyn Error + Send + Sync>> {
+    let listener = TcpListener::bind((args.host, args.port)).await?;
+    match args.admin_port {
+        Some(port) => {
+            let admin = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+            Ok((listener, mcp, Some((admin, stats))))
+        }
+        None => Ok((listener, mcp.merge(stats), None)),
+    }
 }
 
 /// Builds the registry, the manager, rmcp's service behind the session
-/// layer (`/mcp`) and `/stats`, and binds 127.0.0.1:`args.port`. Call inside
-/// a tokio runtime.
+/// layer (`/mcp`) and `/stats`, and binds `args.host`:`args.port` (and the
+/// admin port). Call inside a tokio runtime.
 pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
+    let allowed_hosts = allowed_hosts(args)?;
+    let closes = Arc::new(Closes::default());
     let mut registry = SessionRegistry::builder()
         .max_sessions(args.max_sessions)
         .on_full(match args.on_full {
@@ -256,7 +467,7 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     if let Limit(Some(init)) = args.init_timeout {
         registry = registry.init_timeout(init);
     }
-    if let Some(RateLimit { max, window }) = args.rate_limit {
+    if let Rate(Some(RateLimit { max, window })) = args.rate_limit {
         registry = registry.rate_limit(max, window);
     }
     // Reap at least twice per shortest timeout (10 ms to 1 s).
@@ -266,37 +477,65 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
         .map(|d| d / 2)
         .fold(Duration::from_secs(1), Duration::min)
         .max(Duration::from_millis(10));
-    let manager = Arc::new(
-        RegistrySessionManager::builder(registry)
-            .reaper_interval(reaper_interval)
-            .build()?,
-    );
+    let counted = closes.clone();
+    registry = registry.on_close(move |closed| counted.count(closed.reason));
+    let mut manager = RegistrySessionManager::builder(registry).reaper_interval(reaper_interval);
+    // The command line's `off` is the explicit opt-out of the manager's
+    // default idle limit and init deadline.
+    if args.idle_timeout.0.is_none() {
+        manager = manager.without_idle_timeout();
+    }
+    if args.init_timeout.0.is_none() {
+        manager = manager.without_init_timeout();
+    }
+    let manager = Arc::new(manager.build()?);
 
     let shutdown = CancellationToken::new();
+    let rmcp_stop = CancellationToken::new();
     let mcp = StreamableHttpService::new(
         || Ok(DemoServer::new()),
         manager.clone(),
-        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token()),
+        StreamableHttpServerConfig::default()
+            .with_cancellation_token(rmcp_stop.child_token())
+            .with_allowed_hosts(allowed_hosts),
     );
-    let stats_registry = manager.registry().clone();
-    let router = Router::new()
-        .nest_service("/mcp", manager.layer().layer(mcp))
-        .route(
-            "/stats",
-            get(move || {
-                let stats = stats_registry.stats();
-                async move { Json(stats_json(&stats)) }
-            }),
-        );
-
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await?;
+    // A weak handle: the stats route must not keep the manager (and its
+    // sessions) alive through a shutdown.
+    let stats_manager = Arc::downgrade(&manager);
+    let stopping_manager = Arc::downgrade(&manager);
+    let stats_closes = closes.clone();
+    let stats = Router::new().route(
+        "/stats",
+        get(move || {
+            let json = stats_manager.upgrade().map(|manager| {
+                let stats = manager.registry().stats();
+                full_stats_json(&stats, &stats_closes, &manager.refusals())
+            });
+            async move { Json(json) }
+        }),
+    );
+    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
+    let stats_addr = match &admin {
+        Some((admin, _)) => admin.local_addr()?,
+        None => addr,
+    };
     Ok(Server {
         addr,
+        stats_addr,
         manager,
+        closes,
         listener,
         router,
+        admin,
         shutdown,
+        rmcp_stop,
+        on_stop: Box::new(move || {
+            if let Some(manager) = stopping_manager.upgrade() {
+                manager.begin_shutdown();
+            }
+        }),
     })
 }
 
@@ -323,6 +562,7 @@ pub async fn bind_redis(
     args: &Args,
     url: &str,
 ) -> Result<Server<RedisSessionManager>, Box<dyn Error + Send + Sync>> {
+    let allowed_hosts = allowed_hosts(args)?;
     let mut registry = RedisRegistry::builder()
         .prefix(args.redis_prefix.clone())
         .max_sessions(args.max_sessions)
@@ -340,7 +580,7 @@ pub async fn bind_redis(
     if let Limit(Some(init)) = args.init_timeout {
         registry = registry.init_timeout(init);
     }
-    if let Some(RateLimit { max, window }) = args.rate_limit {
+    if let Rate(Some(RateLimit { max, window })) = args.rate_limit {
         registry = registry.rate_limit(max, window);
     }
     let registry = registry.connect(url).await?;
@@ -356,8 +596,10 @@ pub async fn bind_redis(
     ));
 
     let shutdown = CancellationToken::new();
-    let mut config =
-        StreamableHttpServerConfig::default().with_cancellation_token(shutdown.child_token());
+    let rmcp_stop = CancellationToken::new();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(rmcp_stop.child_token())
+        .with_allowed_hosts(allowed_hosts);
     config.session_store = Some(manager.session_store());
     let tools_registry = registry.clone();
     let mcp = StreamableHttpService::new(
@@ -365,38 +607,50 @@ pub async fn bind_redis(
         manager.clone(),
         config,
     );
-    let router = Router::new()
-        .nest_service("/mcp", manager.layer().layer(mcp))
-        .route(
-            "/stats",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    match registry.stats().await {
-                        Ok(stats) => Ok(Json(redis_stats_json(&stats))),
-                        Err(error) => Err((
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            [(axum::http::header::RETRY_AFTER, "1")],
-                            error.to_string(),
-                        )),
-                    }
+    let stats = Router::new().route(
+        "/stats",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                match registry.stats().await {
+                    Ok(stats) => Ok(Json(redis_stats_json(&stats))),
+                    Err(error) => Err((
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [(axum::http::header::RETRY_AFTER, "1")],
+                        error.to_string(),
+                    )),
                 }
-            }),
-        );
-
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).await?;
+            }
+        }),
+    );
+    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
+    let stats_addr = match &admin {
+        Some((admin, _)) => admin.local_addr()?,
+        None => addr,
+    };
     Ok(Server {
         addr,
+        stats_addr,
         manager,
+        closes: Arc::new(Closes::default()),
         listener,
         router,
+        admin,
         shutdown,
+        rmcp_stop,
+        // Fleet mode: rmcp's tasks ending close nothing in Redis anyway.
+        on_stop: Box::new(|| {}),
     })
 }
 
-impl<M> Server<M> {
-    /// `http://127.0.0.1:PORT/mcp`.
+/// How long [`Server::run`] waits, after the listeners close, for rmcp's
+/// session tasks to let go of the manager before it returns.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl<M: Send + Sync + 'static> Server<M> {
+    /// `http://ADDR/mcp`.
     pub fn mcp_url(&self) -> String {
         format!("http://{}/mcp", self.addr)
     }
@@ -406,11 +660,70 @@ impl<M> Server<M> {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled.
+    /// Serves until the shutdown token is cancelled, then shuts down
+    /// gracefully: no new connections, open SSE streams and rmcp's session
+    /// tasks end, requests in progress complete; once nothing else holds
+    /// the manager (at most [`DRAIN_TIMEOUT`] later) it is dropped, which
+    /// closes every session still open with reason `Shutdown` (in-memory
+    /// mode; in fleet mode sessions stay in Redis for the other instances).
     pub async fn run(self) -> std::io::Result<()> {
-        let shutdown = self.shutdown;
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
-            .await
+        let Server {
+            manager,
+            listener,
+            router,
+            admin,
+            shutdown,
+            rmcp_stop,
+            on_stop,
+            ..
+        } = self;
+        let admin = admin.map(|(listener, router)| {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+                    .await
+            })
+        });
+        let stopping = async move {
+            shutdown.cancelled().await;
+            on_stop();
+            rmcp_stop.cancel();
+        };
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stopping)
+            .await;
+        if let Some(admin) = admin {
+            admin.await.map_err(std::io::Error::other)??;
+        }
+        // rmcp's session tasks hold the manager until they have ended.
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while Arc::strong_count(&manager) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(manager);
+        served
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`, systemd,
+/// Docker and Kubernetes send to stop a process).
+///
+/// # Errors
+///
+/// If a signal handler cannot be installed.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
     }
 }

@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 /// The example server, running in this process until dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub stats_addr: SocketAddr,
     pub manager: Arc<RegistrySessionManager>,
+    pub closes: Arc<app::Closes>,
     shutdown: CancellationToken,
 }
 
@@ -36,7 +38,9 @@ pub async fn start(flags: &[&str]) -> TestServer {
     let server = app::bind(&args).await.expect("server binds");
     let test_server = TestServer {
         addr: server.addr,
+        stats_addr: server.stats_addr,
         manager: server.manager.clone(),
+        closes: server.closes.clone(),
         shutdown: server.shutdown_token(),
     };
     tokio::spawn(server.run());
@@ -50,7 +54,7 @@ impl TestServer {
 
     /// `GET /stats`.
     pub async fn stats(&self) -> Value {
-        reqwest::get(format!("http://{}/stats", self.addr))
+        reqwest::get(format!("http://{}/stats", self.stats_addr))
             .await
             .expect("GET /stats")
             .json()
@@ -220,6 +224,42 @@ impl RawClient {
             .map(|text| text.parse().expect("counter returns a number"))
     }
 
+    /// POSTs `body` with these extra headers.
+    pub async fn post_with(&self, body: &Value, extra: &[(&str, &str)]) -> Reply {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(body);
+        if let Some(id) = &self.session {
+            request = request.header("mcp-session-id", id);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        reply(request.send().await.expect("POST")).await
+    }
+
+    /// Opens a GET SSE stream on this client's session (resuming after
+    /// `last_event_id` if given); the response, its body still streaming.
+    pub async fn open_stream(&self, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(&self.url)
+            .header("accept", "text/event-stream");
+        if let Some(id) = &self.session {
+            request = request.header("mcp-session-id", id);
+        }
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("GET")
+    }
+
     /// `DELETE` of this client's session.
     pub async fn delete(&self) -> Reply {
         let mut request = self.http.delete(&self.url);
@@ -282,5 +322,108 @@ pub async fn eventually(limit: Duration, mut condition: impl AsyncFnMut() -> boo
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One server-sent event: its id and its JSON-RPC message, if any.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Option<String>,
+    pub message: Option<Value>,
+}
+
+/// Reads SSE events from a streaming response.
+pub struct EventReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event; `None` when the stream has ended (or after `limit`
+    /// without one, which the caller tells apart with [`Self::ended`]).
+    pub async fn next(&mut self, limit: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event {
+                    id: None,
+                    message: None,
+                };
+                for line in block.lines() {
+                    if let Some(id) = line.strip_prefix("id:") {
+                        event.id = Some(id.trim().to_owned());
+                    } else if let Some(data) = line.strip_prefix("data:") {
+                        event.message = serde_json::from_str(data.trim()).ok();
+                    }
+                }
+                if event.id.is_none() && event.message.is_none() {
+                    continue; // a comment (keep-alive) or a retry hint
+                }
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                _ => return None,
+            }
+        }
+    }
+
+    /// `true` if the stream ends within `limit` (events before the end are
+    /// skipped).
+    pub async fn ends_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// A log sink for `tracing` in tests: everything logged while its guard
+/// lives on this thread (use a current-thread runtime).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Captures the log lines `filter` (an `EnvFilter` directive, e.g.
+    /// `info,rmcp=warn`) passes, on this thread, until the guard is dropped.
+    pub fn capture(filter: &str) -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -665,7 +665,7 @@ where
                 }
             }
             let (result, failure) =
-                scope::run(principal, async move { inner.call(request).await }).await;
+                scope::run(principal, false, async move { inner.call(request).await }).await;
             let mut response = result?;
             if let Some(failure) = failure
                 && response.status() == StatusCode::INTERNAL_SERVER_ERROR

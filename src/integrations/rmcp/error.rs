@@ -24,6 +24,10 @@ pub enum ManagerError {
     /// handshake completed (HTTP 503: the client may retry).
     #[error("session closed before its initialize handshake completed")]
     ClosedDuringInitialize,
+    /// `require_principal` is set and the request carried no
+    /// [`SessionPrincipal`](super::SessionPrincipal) (HTTP 403).
+    #[error("sessions require an authenticated principal")]
+    PrincipalRequired,
     /// The session's worker failed or has stopped.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -33,13 +37,14 @@ pub enum ManagerError {
 }
 
 impl ManagerError {
-    /// The HTTP status this error should be answered with: 404, 429, 503, or
-    /// 500 for worker failures.
+    /// The HTTP status this error should be answered with: 403, 404, 429,
+    /// 503, or 500 for worker failures.
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotFound => 404,
             Self::Create(error) => error.http_status(),
             Self::ClosedDuringInitialize => 503,
+            Self::PrincipalRequired => 403,
             Self::Session(_) | Self::EventId(_) => 500,
         }
     }

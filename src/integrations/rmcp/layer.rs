@@ -5,10 +5,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{Method, Request, StatusCode};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::creator::Creator;
 use super::principal::SessionPrincipal;
 use super::response::{self, BoxResponse};
 use super::scope;
@@ -27,23 +33,31 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 /// 1. reads the caller's [`SessionPrincipal`] from the request extensions
 ///    (set by your auth layer, which must run before this one; absent means
 ///    anonymous);
-/// 2. if the request carries `Mcp-Session-Id`, validates it before rmcp
-///    sees the request: a malformed id (or more than one header) is
-///    answered **400**, an id with no open session visible to this
-///    principal (unknown, closed, evicted, expired, or another principal's)
-///    **404**. This lookup is the registry's lock-free one and refreshes the
-///    session's idle timer;
-/// 3. runs rmcp with the principal in scope, so a session that this request
-///    creates (an `initialize`) is bound to it;
-/// 4. when rmcp answers 500 because the manager refused or lost the session,
-///    replaces that with the right answer: **429** (creation rate limit) or
-///    **503** (at capacity under `OnFull::Reject`, or evicted before its
-///    `initialize` completed), both with `Retry-After`, or **404** (closed
-///    while the request was on its way).
+/// 2. runs rmcp with the principal in scope, so a session that this request
+///    creates (an `initialize`) is bound to it, and every session lookup
+///    rmcp asks the manager for is made as that principal;
+/// 3. answers the request itself where rmcp would answer a bare 404 or 500
+///    because of the session: **400** for a malformed `Mcp-Session-Id` (or
+///    more than one), **404** with a JSON-RPC body for an id with no open
+///    session visible to this principal (unknown, closed, evicted, expired,
+///    or another principal's), **429** (creation rate limit) or **503** (at
+///    capacity under `OnFull::Reject`, or evicted before its `initialize`
+///    completed), both with `Retry-After`, **403** for a create without a
+///    principal when the manager
+///    [requires one](super::RegistrySessionManagerBuilder::require_principal).
+///
+/// The session id is checked where rmcp uses it, not before: rmcp first
+/// classifies the request (a 2026-07-28 request or `server/discover` is
+/// served without a session, whatever `Mcp-Session-Id` it carries), then
+/// asks the manager for the session of those it serves with one. So a stale
+/// header on a stateless request is ignored, as rmcp ignores it, and
+/// refreshes no session. The lookup is the registry's lock-free one and
+/// refreshes the session's idle timer.
 ///
 /// Requests without `Mcp-Session-Id` pass to rmcp, which creates a session
-/// for an `initialize` and answers anything else 400. A `DELETE` that closed
-/// its session is answered 204 (rmcp says 202; the close is already done).
+/// for an `initialize` and answers a legacy request 400. A `DELETE` that
+/// closed its session is answered 204 (rmcp says 202; the close is already
+/// done).
 ///
 /// # Examples
 ///
@@ -63,13 +77,28 @@ pub const MCP_SESSION_ID: &str = "mcp-session-id";
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     registry: SessionRegistry<RmcpSession>,
+    creator: Option<Arc<Creator>>,
 }
 
 impl SessionLayer {
-    /// A layer validating against `registry` (the manager's
-    /// [`registry`](super::RegistrySessionManager::registry)).
+    /// A layer for `registry` (the manager's
+    /// [`registry`](super::RegistrySessionManager::registry)) that leaves
+    /// every create to the manager: refusals then pass through rmcp, which
+    /// logs each at ERROR before the layer rewrites its 500. Prefer
+    /// [`RegistrySessionManager::layer`](super::RegistrySessionManager::layer),
+    /// which admits `initialize` requests itself.
     pub fn new(registry: SessionRegistry<RmcpSession>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            creator: None,
+        }
+    }
+
+    pub(super) fn with_creator(creator: Arc<Creator>) -> Self {
+        Self {
+            registry: creator.registry.clone(),
+            creator: Some(creator),
+        }
     }
 
     /// Wraps `inner` (rmcp's `StreamableHttpService`): what
@@ -77,8 +106,13 @@ impl SessionLayer {
     pub fn layer<S>(&self, inner: S) -> SessionService<S> {
         SessionService {
             inner,
-            registry: self.registry.clone(),
+            creator: self.creator.clone(),
         }
+    }
+
+    /// The registry whose sessions this layer's requests use.
+    pub fn registry(&self) -> &SessionRegistry<RmcpSession> {
+        &self.registry
     }
 }
 
@@ -95,56 +129,59 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    registry: SessionRegistry<RmcpSession>,
+    creator: Option<Arc<Creator>>,
 }
 
-/// Why the layer answers a request itself.
-#[derive(Clone, Copy, Debug)]
-enum Rejection {
-    /// 400: malformed `Mcp-Session-Id`, or more than one.
-    Malformed,
-    /// 404: no open session with this id visible to the caller.
-    NotFound,
+/// The request body rmcp receives from the layer: the caller's, or the
+/// bytes of a small POST the layer has read to see if it is an
+/// `initialize`.
+pub type LayerBody<B> = Either<B, Full<Bytes>>;
+
+/// The largest POST body (by `Content-Length`) the layer reads to admit an
+/// `initialize` itself; larger or unsized bodies pass to rmcp unread (an
+/// `initialize` is a few hundred bytes).
+const ADMISSION_PEEK_LIMIT: u64 = 64 * 1024;
+
+/// `true` for a POST without `Mcp-Session-Id` whose declared body is small:
+/// possibly an `initialize`, worth reading before rmcp does.
+fn may_be_initialize<B>(request: &Request<B>) -> bool {
+    request.method() == Method::POST
+        && !request.headers().contains_key(MCP_SESSION_ID)
+        && request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .is_some_and(|length| length <= ADMISSION_PEEK_LIMIT)
 }
 
-impl Rejection {
-    fn into_response(self) -> BoxResponse {
-        match self {
-            Self::Malformed => response::malformed_session_id(),
-            Self::NotFound => response::session_not_found(),
-        }
-    }
+/// `true` if `body` is a JSON-RPC `initialize` request (rmcp classifies
+/// every `initialize` as a legacy, session-creating request).
+fn is_initialize(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .is_some_and(|message| message.get("method").and_then(|m| m.as_str()) == Some("initialize"))
 }
 
-impl<S> SessionService<S> {
-    /// Checks the request's `Mcp-Session-Id` header, if any.
-    fn check_session_header<B>(
-        &self,
-        request: &Request<B>,
-        principal: Option<&SessionPrincipal>,
-    ) -> Result<(), Rejection> {
-        let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
-        let Some(value) = values.next() else {
-            return Ok(());
-        };
-        if values.next().is_some() {
-            return Err(Rejection::Malformed);
-        }
-        let id = SessionId::parse_bytes(value.as_bytes()).map_err(|_| Rejection::Malformed)?;
-        self.registry
-            .with_session(&id, principal.map(SessionPrincipal::as_bytes), |_| ())
-            .map_err(|_| Rejection::NotFound)
-    }
+/// `true` if the request's `Mcp-Session-Id` cannot name a session: more
+/// than one header, or a value that is not a canonical session id.
+fn session_header_is_malformed<B>(request: &Request<B>) -> bool {
+    let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
+    let Some(value) = values.next() else {
+        return false;
+    };
+    values.next().is_some() || SessionId::parse_bytes(value.as_bytes()).is_err()
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 impl<S, B> Service<Request<B>> for SessionService<S>
 where
-    S: Service<Request<B>, Response = BoxResponse> + Clone + Send + 'static,
+    S: Service<Request<LayerBody<B>>, Response = BoxResponse> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = BoxResponse;
     type Error = S::Error;
@@ -156,23 +193,54 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let principal = request.extensions().get::<SessionPrincipal>().cloned();
-        if let Err(rejection) = self.check_session_header(&request, principal.as_ref()) {
-            return Box::pin(std::future::ready(Ok(rejection.into_response())));
-        }
+        let malformed = session_header_is_malformed(&request);
         let is_delete = request.method() == Method::DELETE;
+        let admit = self.creator.clone().filter(|_| may_be_initialize(&request));
         // The clone that was made ready in `poll_ready` serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            // `call` runs inside the scope too, in case it does work eagerly.
-            let (result, failure) =
-                scope::run(principal, async move { inner.call(request).await }).await;
-            let mut response = result?;
-            match failure {
-                Some(failure) if response.status() == StatusCode::INTERNAL_SERVER_ERROR => {
-                    return Ok(response::for_failure(&failure));
+            let mut prepared = None;
+            let request = match admit {
+                None => request.map(Either::Left),
+                Some(creator) => {
+                    // Read the (small) body to admit an `initialize` here:
+                    // a refusal is answered without rmcp, which would log
+                    // each one at ERROR.
+                    let (parts, body) = request.into_parts();
+                    let Ok(body) = body.collect().await.map(|body| body.to_bytes()) else {
+                        return Ok(response::unreadable_body());
+                    };
+                    if is_initialize(&body) {
+                        let principal = principal.as_ref().map(SessionPrincipal::as_bytes);
+                        match creator.create(principal) {
+                            Ok(session) => prepared = Some((creator, session)),
+                            Err(refused) => return Ok(response::for_failure(&refused.failure)),
+                        }
+                    }
+                    Request::from_parts(parts, Either::Right(Full::new(body)))
                 }
-                _ => {}
+            };
+            let (creator, prepared) = prepared.unzip();
+            // `call` runs inside the scope too, in case it does work eagerly.
+            let (result, failure, unused) =
+                scope::run_prepared(principal, malformed, prepared, async move {
+                    inner.call(request).await
+                })
+                .await;
+            if let (Some(creator), Some(unused)) = (creator, unused) {
+                // rmcp refused the request before creating its session
+                // (e.g. a bad MCP-Protocol-Version): give the slot back.
+                creator.registry.close(&unused.session.id());
+            }
+            let mut response = result?;
+            if let Some(failure) = failure
+                && matches!(
+                    response.status(),
+                    StatusCode::INTERNAL_SERVER_ERROR | StatusCode::NOT_FOUND
+                )
+            {
+                return Ok(response::for_failure(&failure));
             }
             if is_delete && response.status() == StatusCode::ACCEPTED {
                 // The session is closed by the time rmcp answers: done, not

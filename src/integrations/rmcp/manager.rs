@@ -1,25 +1,30 @@
 //! [`RegistrySessionManager`]: rmcp's `SessionManager` on the registry.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use ::rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use ::rmcp::model::{ClientJsonRpcMessage, ClientNotification, ServerJsonRpcMessage};
 use ::rmcp::transport::WorkerTransport;
 use ::rmcp::transport::streamable_http_server::session::local::{
-    EventId, LocalSessionWorker, SessionConfig, create_local_session,
+    EventId, LocalSessionWorker, SessionConfig,
 };
 use ::rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId as RmcpSessionId, SessionManager,
 };
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 
+use super::activity;
 use super::builder::RegistrySessionManagerBuilder;
+use super::creator::{Creator, Prepared};
 use super::error::{BuildError, ManagerError};
+use super::fingerprint::Fingerprint;
 use super::layer::SessionLayer;
+use super::refusals::Refusals;
 use super::scope::{self, Failure};
 use super::session::RmcpSession;
-use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
+use crate::{RegistryBuilder, Session, SessionId, SessionRegistry};
 
 /// An rmcp [`SessionManager`] whose sessions live in a
 /// [`SessionRegistry`]: a drop-in replacement for rmcp's
@@ -38,18 +43,45 @@ use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 /// - Every other call finds the session with the registry's lock-free
 ///   lookup (which also refreshes its idle timer) and talks to its worker
 ///   through the handle, as `LocalSessionManager` does.
+/// - **Activity** is more than client requests: every event a session's
+///   streams deliver to the client touches it, and while a request is in
+///   flight (its response stream open) a ticker touches it every quarter
+///   of the idle timeout. A session with a request in flight is never
+///   idle-expired; one whose only sign of life is a silent GET stream is.
+///   `max_lifetime` still applies to every session.
 /// - The session is *confirmed* (its init deadline no longer applies) by
-///   the first message the client sends after the `initialize` request
-///   (normally `notifications/initialized`).
+///   `notifications/initialized`, the message that completes the MCP
+///   handshake (MCP lifecycle, "Initialization"), and by nothing else: a
+///   GET stream or a JSON-RPC response from a client that never completed
+///   the handshake does not confirm it. rmcp serves such a client's
+///   requests anyway (it has no init gate), but its session closes at the
+///   init deadline with reason `InitTimeout`; the client then gets 404
+///   and must initialize again, as after any expiry.
+/// - **Eviction** (under `OnFull::EvictOldest`) is the registry's: the
+///   oldest session by creation, whether or not a request is in flight.
+///   Preferring sessions with nothing in flight needs the core's
+///   idle-first eviction (`OnFull::EvictIdle`, DESIGN.md "Fairness");
+///   until then, the ticker above only protects in-flight work from the
+///   idle timeout, not from eviction.
 /// - Every session that leaves the registry (closed by `DELETE`, evicted,
 ///   idle, over-age, unconfirmed, or the registry dropped) has its worker
 ///   stopped at once (a cancellation, from the close callback, which never
 ///   blocks), so its streams end and rmcp's service for it shuts down. A
 ///   reaper task purges expired sessions every
 ///   [`reaper_interval`](RegistrySessionManagerBuilder::reaper_interval).
-/// - Creations, refusals and closes are logged with `tracing` at `info`
-///   (target [`LOG_TARGET`](super::LOG_TARGET), `mcp_session_core::rmcp`),
-///   closes with their reason.
+/// - Creations and closes are logged with `tracing` at `info` (target
+///   [`LOG_TARGET`](super::LOG_TARGET), `mcp_session_core::rmcp`), closes
+///   with their reason. A session appears in logs only as its
+///   [`Fingerprint`](super::Fingerprint) (never its id, which is a
+///   credential for an unbound session, nor its principal). Refused
+///   creations are counted per cause ([`refusals`](Self::refusals)) and
+///   logged at `warn` at most once a minute per cause, with the count
+///   since the last line, so a flood of refusals is not a flood of logs.
+/// - **Defaults that cannot leak**: without an idle timeout or an init
+///   deadline on the registry builder, the manager applies
+///   [`DEFAULT_IDLE_TIMEOUT`](super::DEFAULT_IDLE_TIMEOUT) (5 min, rmcp's
+///   keep-alive) and [`DEFAULT_INIT_TIMEOUT`](super::DEFAULT_INIT_TIMEOUT)
+///   (30 s) unless you opt out on the builder.
 ///
 /// Put [`SessionLayer`] (from [`layer`](Self::layer)) in front of rmcp's
 /// `StreamableHttpService`: it answers a malformed `Mcp-Session-Id` with
@@ -62,8 +94,8 @@ use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 ///
 /// Differences from `LocalSessionManager`: rmcp's per-worker
 /// `SessionConfig::keep_alive` is off by default (the registry's
-/// `idle_timeout` is the one idle limit; set a `SessionConfig` to have
-/// both), there is no external `EventStore` (rmcp's public session API
+/// `idle_timeout`, with the activity rules above, is the one idle limit;
+/// set a `SessionConfig` to have both), there is no external `EventStore` (rmcp's public session API
 /// cannot attach one; in-memory `Last-Event-ID` resumption works), and no
 /// cross-instance `restore_session`: for a fleet behind a load balancer,
 /// use the Redis-backed manager of `integrations::redis::rmcp` (feature
@@ -101,8 +133,11 @@ use crate::{CreateError, RegistryBuilder, Session, SessionId, SessionRegistry};
 /// ```
 pub struct RegistrySessionManager {
     pub(super) registry: SessionRegistry<RmcpSession>,
-    pub(super) session_config: SessionConfig,
+    pub(super) creator: Arc<Creator>,
     pub(super) warned_without_layer: AtomicBool,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) init_timeout: Option<Duration>,
+    pub(super) shutting_down: AtomicBool,
 }
 
 impl RegistrySessionManager {
@@ -130,43 +165,86 @@ impl RegistrySessionManager {
     /// The tower layer to put in front of rmcp's `StreamableHttpService`
     /// (see [`SessionLayer`]).
     pub fn layer(&self) -> SessionLayer {
-        SessionLayer::new(self.registry.clone())
+        SessionLayer::with_creator(self.creator.clone())
     }
 
     /// rmcp's per-session settings in use.
     pub fn session_config(&self) -> &SessionConfig {
-        &self.session_config
+        &self.creator.session_config
     }
 
-    /// The open session `id` as the current request's principal sees it.
-    fn lookup(&self, id: &RmcpSessionId) -> Option<Session<RmcpSession>> {
-        let id = SessionId::parse(id).ok()?;
-        scope::with_principal(|principal| self.registry.get(&id, principal)).ok()
+    /// The idle timeout in effect (the registry builder's, else
+    /// [`DEFAULT_IDLE_TIMEOUT`](super::DEFAULT_IDLE_TIMEOUT) unless opted
+    /// out).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
-    /// [`lookup`](Self::lookup), recording a miss for the layer (404).
+    /// The init deadline in effect (the registry builder's, else
+    /// [`DEFAULT_INIT_TIMEOUT`](super::DEFAULT_INIT_TIMEOUT) unless opted
+    /// out).
+    pub fn init_timeout(&self) -> Option<Duration> {
+        self.init_timeout
+    }
+
+    /// The `Retry-After` (s) of an "at capacity" 503.
+    pub fn capacity_retry_after_secs(&self) -> u64 {
+        self.creator.capacity_retry_after_secs
+    }
+
+    /// Whether creates without a principal are refused (see
+    /// [`require_principal`](RegistrySessionManagerBuilder::require_principal)).
+    pub fn requires_principal(&self) -> bool {
+        self.creator.require_principal
+    }
+
+    /// Starts a graceful shutdown: from now on, rmcp's session tasks ending
+    /// (as they do when the service's cancellation token fires) leave their
+    /// sessions open, so that they close with reason `Shutdown` when the
+    /// manager (and with it the registry) is dropped, instead of `Closed`.
+    /// Requests and `DELETE`s are served as before. Call it before
+    /// cancelling rmcp's `StreamableHttpServerConfig::cancellation_token`.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Refused creations so far, per cause.
+    pub fn refusals(&self) -> Refusals {
+        self.creator.refusals.snapshot()
+    }
+
+    /// The open session `id` as the current request's principal sees it;
+    /// records why not for the layer (400 malformed, 404 not found).
     fn find(&self, id: &RmcpSessionId) -> Result<Session<RmcpSession>, ManagerError> {
-        self.lookup(id).ok_or_else(|| {
+        if scope::session_id_is_malformed() {
+            scope::record(Failure::Malformed);
+            return Err(ManagerError::NotFound);
+        }
+        let Ok(parsed) = SessionId::parse(id) else {
+            scope::record(Failure::Malformed);
+            return Err(ManagerError::NotFound);
+        };
+        scope::with_principal(|principal| self.registry.get(&parsed, principal)).map_err(|_| {
             scope::record(Failure::NotFound);
             ManagerError::NotFound
         })
     }
 
-    /// After a call on an initialized session: confirm it on success; on a
-    /// failure because it was closed meanwhile, answer 404.
+    /// The ticker period for requests in flight, if there is an idle
+    /// timeout to keep them from.
+    fn in_flight_tick(&self) -> Option<Duration> {
+        self.idle_timeout.map(activity::tick_period)
+    }
+
+    /// After a call on a session: on a failure because it was closed
+    /// meanwhile, answer 404.
     fn settle<T>(
         &self,
         session: &Session<RmcpSession>,
         result: Result<T, ManagerError>,
     ) -> Result<T, ManagerError> {
         match result {
-            Ok(value) => {
-                if !session.is_confirmed() {
-                    // Fails only if it closed meanwhile: nothing to confirm.
-                    let _ = self.registry.confirm(&session.id());
-                }
-                Ok(value)
-            }
+            Ok(value) => Ok(value),
             Err(_) if !session.is_open() => {
                 scope::record(Failure::NotFound);
                 Err(ManagerError::NotFound)
@@ -186,18 +264,13 @@ impl RegistrySessionManager {
     }
 }
 
-fn refusal(error: &CreateError) -> Failure {
-    let message = match error {
-        CreateError::RateLimited { .. } => "Too Many Requests: session creation rate limit reached",
-        CreateError::AtCapacity => "Service Unavailable: session capacity reached",
-        CreateError::IdCollision => "Service Unavailable: could not allocate a session id",
-        _ => "Internal Server Error: could not create a session",
-    };
-    Failure::Refused {
-        status: error.http_status(),
-        retry_after_secs: error.retry_after_secs(),
+/// `notifications/initialized`: the message that completes the handshake.
+fn completes_handshake(message: &ClientJsonRpcMessage) -> bool {
+    matches!(
         message,
-    }
+        ClientJsonRpcMessage::Notification(notification)
+            if matches!(notification.notification, ClientNotification::InitializedNotification(_))
+    )
 }
 
 impl SessionManager for RegistrySessionManager {
@@ -208,31 +281,31 @@ impl SessionManager for RegistrySessionManager {
         if !scope::is_active() {
             self.warn_without_layer();
         }
-        let mut worker = None;
-        let created = scope::with_principal(|principal| {
-            self.registry.create_with(principal, |id| {
-                let (handle, session_worker) =
-                    create_local_session(id.to_string(), self.session_config.clone());
-                let stop = CancellationToken::new();
-                worker = Some((session_worker, stop.clone()));
-                RmcpSession::new(handle, stop)
-            })
-        });
-        let session = match created {
-            Ok(session) => session,
-            Err(error) => {
-                tracing::info!(target: super::LOG_TARGET, %error, "session refused");
-                scope::record(refusal(&error));
-                return Err(error.into());
-            }
+        if scope::session_id_is_malformed() {
+            scope::record(Failure::Malformed);
+            return Err(ManagerError::NotFound);
+        }
+        // Admitted by the layer already (see `SessionLayer`), or here.
+        let prepared = match scope::take_prepared() {
+            Some(prepared) => prepared,
+            None => scope::with_principal(|principal| self.creator.create(principal)).map_err(
+                |refused| {
+                    scope::record(refused.failure);
+                    refused.error
+                },
+            )?,
         };
-        let (worker, stop) = worker.expect("create_with ran `make` for a created session");
+        let Prepared {
+            session,
+            worker,
+            stop,
+        } = prepared;
         // If the session was already evicted, `stop` is cancelled and the
         // worker ends at once; `initialize_session` then answers 503.
         let transport = WorkerTransport::spawn_with_ct(worker, stop);
         tracing::info!(
             target: super::LOG_TARGET,
-            session_id = %session.id(),
+            session = %Fingerprint::of(&session.id()),
             live = self.registry.len(),
             bound = session.principal().is_some(),
             "session created"
@@ -247,7 +320,10 @@ impl SessionManager for RegistrySessionManager {
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
         // Called right after `create_session`, in the same request: a miss
         // means the new session was evicted (or expired) already.
-        let Some(session) = self.lookup(id) else {
+        let found = SessionId::parse(id)
+            .ok()
+            .and_then(|id| scope::with_principal(|p| self.registry.get(&id, p)).ok());
+        let Some(session) = found else {
             scope::record(scope::CLOSED_DURING_INITIALIZE);
             return Err(ManagerError::ClosedDuringInitialize);
         };
@@ -262,13 +338,23 @@ impl SessionManager for RegistrySessionManager {
     }
 
     async fn has_session(&self, id: &RmcpSessionId) -> Result<bool, Self::Error> {
-        Ok(self.lookup(id).is_some())
+        // rmcp asks only for requests it serves with a session (it has
+        // classified the request as legacy-era): the layer's 400/404 come
+        // from here, so stateless requests never see them.
+        Ok(self.find(id).is_ok())
     }
 
     async fn close_session(&self, id: &RmcpSessionId) -> Result<(), Self::Error> {
         // The close callback stops the worker. Idempotent: rmcp also calls
-        // this when a session's service ends, usually after we closed it.
-        if let Ok(id) = SessionId::parse(id) {
+        // this when a session's service ends, usually after we closed it
+        // (from a task of its own: no request scope, no principal to check).
+        if scope::is_active() {
+            // A DELETE: only the session's own principal may close it.
+            let session = self.find(id)?;
+            self.registry.close(&session.id());
+        } else if !self.shutting_down.load(Ordering::Relaxed)
+            && let Ok(id) = SessionId::parse(id)
+        {
             self.registry.close(&id);
         }
         Ok(())
@@ -289,7 +375,14 @@ impl SessionManager for RegistrySessionManager {
             Ok(ReceiverStream::new(receiver.inner))
         }
         .await;
-        self.settle(&session, result)
+        // A request in flight: its events and a ticker keep the session.
+        let stream = self.settle(&session, result)?;
+        Ok(activity::watch(
+            &self.registry,
+            session,
+            stream,
+            self.in_flight_tick(),
+        ))
     }
 
     async fn accept_message(
@@ -298,12 +391,18 @@ impl SessionManager for RegistrySessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
         let session = self.find(id)?;
+        let confirms = completes_handshake(&message);
         let result = session
             .handle()
             .push_message(message, None)
             .await
             .map_err(ManagerError::from);
-        self.settle(&session, result)
+        self.settle(&session, result)?;
+        if confirms {
+            // Fails only if it closed meanwhile: nothing to confirm.
+            let _ = self.registry.confirm(&session.id());
+        }
+        Ok(())
     }
 
     async fn create_standalone_stream(
@@ -317,7 +416,10 @@ impl SessionManager for RegistrySessionManager {
             .await
             .map(|receiver| ReceiverStream::new(receiver.inner))
             .map_err(ManagerError::from);
-        self.settle(&session, result)
+        // Server-to-client events count as activity; holding the stream
+        // open does not (no ticker).
+        let stream = self.settle(&session, result)?;
+        Ok(activity::watch(&self.registry, session, stream, None))
     }
 
     async fn resume(
@@ -332,7 +434,8 @@ impl SessionManager for RegistrySessionManager {
             Ok(ReceiverStream::new(receiver.inner))
         }
         .await;
-        self.settle(&session, result)
+        let stream = self.settle(&session, result)?;
+        Ok(activity::watch(&self.registry, session, stream, None))
     }
 }
 
@@ -340,7 +443,7 @@ impl std::fmt::Debug for RegistrySessionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistrySessionManager")
             .field("registry", &self.registry)
-            .field("session_config", &self.session_config)
+            .field("session_config", &self.creator.session_config)
             .finish_non_exhaustive()
     }
 }

@@ -59,7 +59,8 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `initialize` without `Mcp-Session-Id` | a new session (`Mcp-Session-Id` in the response); 429 when rate limited, 503 at capacity under `OnFull::Reject`, both with `Retry-After` |
+//! | `initialize` without `Mcp-Session-Id` | a new session (`Mcp-Session-Id` in the response); 429 when rate limited, 503 at capacity under `OnFull::Reject`, both with `Retry-After`; 403 without a principal when the manager [requires one](RegistrySessionManagerBuilder::require_principal) |
+//! | a request rmcp serves without a session (MCP 2026-07-28, `server/discover`) | rmcp's answer, whatever `Mcp-Session-Id` it carries (no session is looked up or refreshed) |
 //! | any other request without the header | 400 (rmcp) |
 //! | malformed header, or more than one | 400 |
 //! | unknown, closed, evicted, expired, or another principal's session | 404 (the client re-initializes) |
@@ -69,18 +70,27 @@
 /// refused and closed, with the reason).
 pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
 
+mod activity;
 mod builder;
+mod creator;
 mod error;
+mod fingerprint;
 mod layer;
 mod manager;
 mod principal;
+mod refusals;
 pub(crate) mod response;
 pub(crate) mod scope;
 mod session;
 
-pub use builder::{DEFAULT_REAPER_INTERVAL, RegistrySessionManagerBuilder};
+pub use builder::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_REAPER_INTERVAL,
+    RegistrySessionManagerBuilder,
+};
 pub use error::{BuildError, ManagerError};
-pub use layer::{MCP_SESSION_ID, SessionLayer, SessionService};
+pub use fingerprint::Fingerprint;
+pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};
 pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
+pub use refusals::Refusals;
 pub use session::RmcpSession;

@@ -29,6 +29,15 @@ pub(crate) fn malformed_session_id() -> BoxResponse {
     )
 }
 
+pub(crate) fn unreadable_body() -> BoxResponse {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        CODE_REFUSED,
+        "Bad Request: the request body could not be read",
+        None,
+    )
+}
+
 pub(crate) fn session_not_found() -> BoxResponse {
     error_response(
         StatusCode::NOT_FOUND,
@@ -41,6 +50,7 @@ pub(crate) fn session_not_found() -> BoxResponse {
 pub(crate) fn for_failure(failure: &Failure) -> BoxResponse {
     match failure {
         Failure::NotFound => session_not_found(),
+        Failure::Malformed => malformed_session_id(),
         Failure::Refused {
             status,
             retry_after_secs,

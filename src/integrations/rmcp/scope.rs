@@ -21,6 +21,7 @@
 use std::cell::Cell;
 use std::future::Future;
 
+use super::creator::Prepared;
 use super::principal::SessionPrincipal;
 
 tokio::task_local! {
@@ -30,7 +31,14 @@ tokio::task_local! {
 /// What one request carries through rmcp into the manager and back.
 struct RequestScope {
     principal: Option<SessionPrincipal>,
+    /// The request's `Mcp-Session-Id` could not be a session id (malformed,
+    /// not ASCII, or more than one header). Checked by the manager only on
+    /// the calls rmcp makes for session requests (see the layer).
+    malformed_session_id: bool,
     failure: Cell<Option<Failure>>,
+    /// A session the layer created for this request's `initialize`, for
+    /// the manager's `create_session` to take.
+    prepared: Cell<Option<Prepared>>,
 }
 
 /// Why the manager failed a call, for the layer to answer with the right
@@ -44,9 +52,11 @@ pub(crate) enum Failure {
         retry_after_secs: Option<u64>,
         message: &'static str,
     },
-    /// The session went away between the layer's check and the manager's
-    /// call (closed, evicted or expired in between): 404.
+    /// No open session with the request's id is visible to its principal
+    /// (unknown, closed, evicted, expired, another principal's): 404.
     NotFound,
+    /// The request's `Mcp-Session-Id` is malformed (or repeated): 400.
+    Malformed,
 }
 
 /// A session evicted or expired between its creation and the end of its
@@ -61,24 +71,52 @@ pub(crate) const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
 /// and the failure the manager recorded, if any.
 pub(crate) async fn run<F: Future>(
     principal: Option<SessionPrincipal>,
+    malformed_session_id: bool,
     future: F,
 ) -> (F::Output, Option<Failure>) {
+    let (output, failure, _) = run_prepared(principal, malformed_session_id, None, future).await;
+    (output, failure)
+}
+
+/// [`run`] with a session prepared for the manager's `create_session`;
+/// also returns it if the manager did not take it (rmcp refused the
+/// request before creating a session), for the caller to close.
+pub(crate) async fn run_prepared<F: Future>(
+    principal: Option<SessionPrincipal>,
+    malformed_session_id: bool,
+    prepared: Option<Prepared>,
+    future: F,
+) -> (F::Output, Option<Failure>, Option<Prepared>) {
     let scope = RequestScope {
         principal,
+        malformed_session_id,
         failure: Cell::new(None),
+        prepared: Cell::new(prepared),
     };
     SCOPE
         .scope(scope, async move {
             let output = future.await;
-            let failure = SCOPE.with(|scope| scope.failure.take());
-            (output, failure)
+            let (failure, left) = SCOPE.with(|scope| (scope.failure.take(), scope.prepared.take()));
+            (output, failure, left)
         })
         .await
+}
+
+/// Takes the session the layer prepared for this request, if any.
+pub(crate) fn take_prepared() -> Option<Prepared> {
+    SCOPE.try_with(|scope| scope.prepared.take()).ok().flatten()
 }
 
 /// `true` inside a [`run`] scope (a request that went through the layer).
 pub(crate) fn is_active() -> bool {
     SCOPE.try_with(|_| ()).is_ok()
+}
+
+/// `true` inside a scope whose request's `Mcp-Session-Id` is malformed.
+pub(crate) fn session_id_is_malformed() -> bool {
+    SCOPE
+        .try_with(|scope| scope.malformed_session_id)
+        .unwrap_or(false)
 }
 
 /// Calls `f` with the current request's principal (`None` outside a scope
@@ -114,7 +152,8 @@ mod tests {
         assert_eq!(with_principal(|p| p.map(<[u8]>::to_vec)), None);
         record(Failure::NotFound); // outside a scope: dropped
 
-        let (seen, failure) = run(Some(SessionPrincipal::from("alice")), async {
+        let (seen, failure) = run(Some(SessionPrincipal::from("alice")), true, async {
+            assert!(session_id_is_malformed());
             tokio::task::yield_now().await;
             let seen = with_principal(|p| p.map(<[u8]>::to_vec));
             record(Failure::NotFound);
@@ -131,13 +170,13 @@ mod tests {
 
         // A task spawned from inside a scope does not inherit it (which is
         // why only calls rmcp awaits in the request's own future see it).
-        let (inherited, _) = run(Some(SessionPrincipal::from("bob")), async {
+        let (inherited, _) = run(Some(SessionPrincipal::from("bob")), false, async {
             tokio::spawn(async { is_active() }).await.unwrap()
         })
         .await;
         assert!(!inherited);
 
-        let (_, failure) = run(None, async { with_principal(|p| p.is_none()) }).await;
+        let (_, failure) = run(None, false, async { with_principal(|p| p.is_none()) }).await;
         assert_eq!(failure, None);
     }
 }
