@@ -265,6 +265,19 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     }
 }
 
+impl<V> RegistryBuilder<V> {
+    /// The idle timeout set so far, if any (for integrations that apply
+    /// their own default when none is set).
+    pub(crate) fn idle_timeout_setting(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The init deadline set so far, if any.
+    pub(crate) fn init_timeout_setting(&self) -> Option<Duration> {
+        self.init_timeout
+    }
+}
+
 impl<V> fmt::Debug for RegistryBuilder<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistryBuilder")
