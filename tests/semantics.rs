@@ -1485,10 +1485,10 @@ fn every_value_is_dropped_exactly_once() {
                 let _ = reject.create(f.make(i));
             }
             _ => {
-                if let Ok(s) = registry.create(f.make(i)) {
-                    if i % 50 == 4 {
-                        kept.push(s);
-                    }
+                if let Ok(s) = registry.create(f.make(i))
+                    && i % 50 == 4
+                {
+                    kept.push(s);
                 }
                 registry.pop_closed();
             }

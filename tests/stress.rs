@@ -203,10 +203,10 @@ fn run(max_sessions: usize, on_full: OnFull) {
             if closed.session.is_open() {
                 sink.anomalies.fetch_add(1, Ordering::Relaxed);
             }
-            if let Some(id) = closed.session.id {
-                if id != closed.session.id() {
-                    sink.anomalies.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Some(id) = closed.session.id
+                && id != closed.session.id()
+            {
+                sink.anomalies.fetch_add(1, Ordering::Relaxed);
             }
             sink.record(closed.session.id(), closed.reason);
         })
@@ -314,7 +314,7 @@ fn run(max_sessions: usize, on_full: OnFull) {
                         // create (75% create_with carrying the id, 25% plain /
                         // bound create)
                         0..=29 => {
-                            let bound = (r >> 8) % 4 == 0;
+                            let bound = (r >> 8).is_multiple_of(4);
                             let p: Option<&[u8]> = bound.then_some(&me[..]);
                             let result = match (r >> 10) % 4 {
                                 0 if bound => registry.create_bound(
@@ -344,7 +344,7 @@ fn run(max_sessions: usize, on_full: OnFull) {
                                 Ok(s) => {
                                     report.creates_ok += 1;
                                     let id = s.id();
-                                    if (r >> 36) % 2 == 0 {
+                                    if (r >> 36).is_multiple_of(2) {
                                         // The host confirms after `initialize`
                                         // (it may already be gone).
                                         let _ = registry.confirm(&id);
@@ -374,8 +374,11 @@ fn run(max_sessions: usize, on_full: OnFull) {
                         // lookups
                         30..=69 => {
                             let Some(id) = pick(r, &recent) else { continue };
-                            let p: Option<&[u8]> =
-                                if (r >> 12) % 2 == 0 { Some(&me) } else { None };
+                            let p: Option<&[u8]> = if (r >> 12).is_multiple_of(2) {
+                                Some(&me)
+                            } else {
+                                None
+                            };
                             match (r >> 14) % 4 {
                                 0 | 1 => {
                                     if let Ok(s) = registry.get(&id, p) {
@@ -414,12 +417,12 @@ fn run(max_sessions: usize, on_full: OnFull) {
                         }
                         // close
                         78..=92 => {
-                            if let Some(id) = pick(r, &recent) {
-                                if let Some(s) = registry.close(&id) {
-                                    assert_eq!(s.id(), id);
-                                    assert!(!s.is_open());
-                                    report.closes_ok += 1;
-                                }
+                            if let Some(id) = pick(r, &recent)
+                                && let Some(s) = registry.close(&id)
+                            {
+                                assert_eq!(s.id(), id);
+                                assert!(!s.is_open());
+                                report.closes_ok += 1;
                             }
                         }
                         // purge
@@ -440,7 +443,7 @@ fn run(max_sessions: usize, on_full: OnFull) {
                     // Every worker samples the bound too, after every op.
                     let len = registry.len();
                     assert!(len <= max_sessions, "len {len} > max {max_sessions}");
-                    if (r >> 48) % 64 == 0 {
+                    if (r >> 48).is_multiple_of(64) {
                         clock.advance(Duration::from_millis(1));
                     }
                     if (r >> 48) % 4096 == 1 {

@@ -876,10 +876,10 @@ impl<V: Send + Sync + 'static> Inner<V> {
                 session: entry.handle_while_open(),
                 reason,
             };
-            if let Some(callback) = &self.on_close {
-                if catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err() {
-                    Counters::bump(&self.counters.callback_panics);
-                }
+            if let Some(callback) = &self.on_close
+                && catch_unwind(AssertUnwindSafe(|| callback(&event))).is_err()
+            {
+                Counters::bump(&self.counters.callback_panics);
             }
             if self.events.is_enabled() && !self.events.push(event) {
                 Counters::bump(&self.counters.events_dropped);

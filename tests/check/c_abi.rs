@@ -179,7 +179,7 @@ fn principal_bytes(input: &mut Input<'_>) -> Option<Vec<u8>> {
 
 impl Harness {
     fn reg_arg(&self, input: &mut Input<'_>) -> *mut msc_registry {
-        if input.u8() % 16 == 0 {
+        if input.u8().is_multiple_of(16) {
             ptr::null_mut()
         } else {
             self.reg
@@ -314,10 +314,10 @@ impl Harness {
                 "drain wrote past the events it returned"
             );
         }
-        if let Some(model) = &mut self.model {
-            if n < cap {
-                assert!(!model.pop(), "drain left events the model holds");
-            }
+        if let Some(model) = &mut self.model
+            && n < cap
+        {
+            assert!(!model.pop(), "drain left events the model holds");
         }
     }
 
@@ -485,7 +485,7 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             let reg = h.reg_arg(input);
             let tag = input.u64();
             let principal = principal_bytes(input).map(|p| cstring(&p));
-            let null_out = input.u8() % 16 == 0;
+            let null_out = input.u8().is_multiple_of(16);
             let mut out = [0x7fu8; ID_BUF];
             let p_ptr = principal
                 .as_ref()
@@ -521,7 +521,7 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
                 0 => usize::from(input.u8()) % 40,
                 _ => ID_BUF + usize::from(input.u8() % 3),
             };
-            let null_out = input.u8() % 16 == 0;
+            let null_out = input.u8().is_multiple_of(16);
             let null_retry = input.bool();
             let mut out = vec![0x7fu8; out_len.max(1)];
             let mut retry = SENTINEL;
@@ -587,7 +587,7 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             let id = id_arg(h, input);
             let principal = principal_bytes(input);
             let null_principal_len = usize::from(input.u8() % 4);
-            let null_tag = input.u8() % 8 == 0;
+            let null_tag = input.u8().is_multiple_of(8);
             let mut tag = SENTINEL;
             let t_ptr = if null_tag {
                 ptr::null_mut()
@@ -661,7 +661,7 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             // msc_session_close
             let reg = h.reg_arg(input);
             let id = id_arg(h, input);
-            let null_tag = input.u8() % 8 == 0;
+            let null_tag = input.u8().is_multiple_of(8);
             let mut tag = SENTINEL;
             let t_ptr = if null_tag {
                 ptr::null_mut()
@@ -721,8 +721,8 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
         }
         8 => {
             let cap = usize::from(input.u8() % 8);
-            let null_out = input.u8() % 8 == 0;
-            if input.u8() % 16 == 0 {
+            let null_out = input.u8().is_multiple_of(8);
+            if input.u8().is_multiple_of(16) {
                 // SAFETY: a NULL registry is the case under test.
                 let n = unsafe { msc_registry_drain_closed(ptr::null_mut(), ptr::null_mut(), cap) };
                 assert_eq!(n, 0);
@@ -730,8 +730,8 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             h.drain(cap, null_out);
         }
         9 => {
-            let null_reg = input.u8() % 8 == 0;
-            let null_out = input.u8() % 8 == 0;
+            let null_reg = input.u8().is_multiple_of(8);
+            let null_out = input.u8().is_multiple_of(8);
             h.stats(null_reg, null_out);
         }
         10 => {
@@ -740,7 +740,7 @@ fn step(h: &mut Harness, input: &mut Input<'_>) {
             let id = id_arg(h, input);
             let principal = principal_bytes(input);
             let binary = input.bool();
-            let null_tag = input.u8() % 8 == 0;
+            let null_tag = input.u8().is_multiple_of(8);
             let mut tag = SENTINEL;
             let t_ptr = if null_tag {
                 ptr::null_mut()
