@@ -169,6 +169,7 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let (registry, naive, mut admin) = runtime.block_on(async {
         let registry = RedisRegistry::builder()
+            .secret("bench-fleet-secret-0123456789")
             .max_sessions(10_000)
             .idle_timeout(Duration::from_secs(1800))
             .connect(&server.url)

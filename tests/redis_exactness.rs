@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_session_core::integrations::redis::{EventsFrom, RedisRegistry};
+use mcp_session_core::integrations::redis::EventsFrom;
 use redis_support::RedisServer;
 
 const PREFIX: &str = "exact";
@@ -22,7 +22,7 @@ const TOTAL: u64 = 10_000;
 const CHILD_ENV: &str = "MSC_REDIS_EXACTNESS_CHILD_URL";
 
 fn builder() -> mcp_session_core::integrations::redis::RedisRegistryBuilder {
-    RedisRegistry::builder()
+    redis_support::builder()
         .prefix(PREFIX)
         .max_sessions(MAX)
         .events_maxlen(1_000_000)
@@ -143,7 +143,8 @@ async fn two_processes_never_exceed_the_bound() {
     assert_eq!(stats.created, TOTAL);
     let mut events = registry.closed_events(EventsFrom::Beginning);
     let mut closes = 0u64;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1_500), events.recv()).await
+    while let Ok(Some(Ok(_))) =
+        tokio::time::timeout(Duration::from_millis(1_500), events.recv()).await
     {
         closes += 1;
     }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -99,4 +101,21 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The fleet secret of the tests (principals are HMAC-SHA256 digests keyed
+/// with it).
+pub const TEST_SECRET: &str = "test-fleet-secret-0123456789";
+
+/// `RedisRegistry::builder()` with the tests' fleet secret.
+pub fn builder() -> mcp_session_core::integrations::redis::RedisRegistryBuilder {
+    mcp_session_core::integrations::redis::RedisRegistry::builder().secret(TEST_SECRET)
+}
+
+/// A file holding [`TEST_SECRET`] (for the example server's
+/// `--redis-secret-file`), written once per test process.
+pub fn secret_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("msc-fleet-secret-{}", std::process::id()));
+    std::fs::write(&path, format!("{TEST_SECRET}\n")).expect("write the secret file");
+    path
 }
