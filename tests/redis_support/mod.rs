@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod proxy;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -19,7 +20,7 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .expect("bind a free port")
         .local_addr()

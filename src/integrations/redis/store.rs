@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_STATE_BYTES: u64 = 64 * 1024;
 /// lifetime, init), so that one call's work on Redis stays bounded however
 /// many sessions expired unswept.
 pub const SWEEP_BATCH: u64 = 64;
+/// The pause before sending a call again that Redis Cluster answered
+/// `TRYAGAIN` (its slot is being migrated).
+const TRY_AGAIN_PAUSE: Duration = Duration::from_millis(20);
+
 /// The environment variable [`RedisRegistryBuilder::connect`] reads the
 /// fleet secret from when [`RedisRegistryBuilder::secret`] was not called.
 pub const SECRET_ENV: &str = "MCP_SESSION_CORE_REDIS_SECRET";
@@ -657,7 +661,10 @@ impl RedisRegistry {
     /// because the connection dropped (e.g. Redis restarted, a failover, an
     /// idle connection killed) is sent once more on the reconnected
     /// connection if time remains; only for calls that are safe to repeat.
-    /// Also returns whether it was repeated.
+    /// A `TRYAGAIN`, `ASK` or `MOVED` (Redis Cluster migrating the slot; the
+    /// script did not run) is sent again after a short pause until the timeout, for every
+    /// call. Also returns whether it was repeated after a dropped
+    /// connection.
     async fn run_with(
         &self,
         script: &Script,
@@ -675,26 +682,39 @@ impl RedisRegistry {
         args(&mut invocation);
         let timeout = inner.settings.call_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut conn = inner.conn.clone();
-        let first = with_timeout(timeout, invocation.invoke_async::<Value>(&mut conn)).await;
-        match first {
-            Err(StoreUnavailable::Connection(error))
-                if retry && (error.is_connection_dropped() || error.is_io_error()) =>
-            {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    return Err(StoreUnavailable::Connection(error));
-                }
-                let mut conn = inner.conn.clone();
-                with_timeout(left, invocation.invoke_async::<Value>(&mut conn))
-                    .await
-                    .map(|value| (value, true))
-                    .map_err(|e| match e {
-                        StoreUnavailable::Timeout(_) => StoreUnavailable::Timeout(timeout),
-                        other => other,
-                    })
+        let mut repeated = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreUnavailable::Timeout(timeout));
             }
-            other => other.map(|value| (value, false)),
+            let mut conn = inner.conn.clone();
+            let error =
+                match tokio::time::timeout(left, invocation.invoke_async::<Value>(&mut conn)).await
+                {
+                    Err(_) => return Err(StoreUnavailable::Timeout(timeout)),
+                    Ok(Ok(value)) => return Ok((value, repeated)),
+                    Ok(Err(error)) => error,
+                };
+            if matches!(
+                error.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::Ask
+                        | redis::ServerErrorKind::Moved
+                )
+            ) {
+                // Redis Cluster moving the registry's slot (a redirection the
+                // cluster client gave up on after its own retries): the
+                // script did not run, so any call may be sent again.
+                tokio::time::sleep(left.min(TRY_AGAIN_PAUSE)).await;
+                continue;
+            }
+            if retry && !repeated && (error.is_connection_dropped() || error.is_io_error()) {
+                repeated = true;
+                continue;
+            }
+            return Err(unavailable(error));
         }
     }
 
