@@ -12,7 +12,8 @@
 -- numbered k + 1, or events in between were trimmed away (or Redis lost
 -- the stream and started a new one).
 -- Returns {gap (0/1), from, entries...}: `from` is the id the entries
--- follow ('0-0' when the stream was lost), entries as XRANGE returns them.
+-- follow (not ARGV[1] when the stream was lost or replaced), entries as
+-- XRANGE returns them.
 local after, count, expected = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local seen = ARGV[4] == '1'
 
@@ -47,11 +48,16 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   end
 elseif after ~= '0-0' then
   local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-  if not last or greater(after, last[1]) then
-    -- The stream is older than what we read: Redis lost its data and a
-    -- new stream began. Start over with it.
+  if not last then
+    -- Emptied (trimmed to nothing cannot happen): lost, start over.
     gap = 1
     after = '0-0'
+  elseif greater(after, last[1]) then
+    -- The stream ends before what we read: a failover to a replica that
+    -- had not received the newest events (its stream is a prefix of the
+    -- one we read). Resume after its last entry, which we have read.
+    gap = 1
+    after = last[1]
   elseif not expected then
     -- The number of `after` is not known (a subscription resuming from an
     -- id): if that entry was trimmed away, so may the ones after it.
