@@ -18,6 +18,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -31,6 +32,12 @@ pub fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (e.g.
+    /// `--replicaof 127.0.0.1 PORT`), kept for restarts.
+    pub fn start_with(extra: &[&str]) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "msc-redis-{}-{}",
@@ -42,6 +49,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -78,6 +86,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 struct Flags {
     drop_next: AtomicBool,
     hold: AtomicBool,
+    upstream: AtomicU16,
 }
 
 pub struct Proxy {
@@ -30,13 +31,17 @@ impl Proxy {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let flags = Arc::new(Flags::default());
+        flags.upstream.store(upstream_port, Ordering::SeqCst);
         let shared = flags.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).await
-                else {
+                let port = shared.upstream.load(Ordering::SeqCst);
+                let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
                     continue;
                 };
+                // No Nagle delays: the proxy must not add latency.
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut upstream_read, mut upstream_write) = upstream.into_split();
                 tokio::spawn(async move {
@@ -79,6 +84,11 @@ impl Proxy {
     /// is closed instead.
     pub fn drop_next_reply(&self) {
         self.flags.drop_next.store(true, Ordering::SeqCst);
+    }
+
+    /// New connections go to `127.0.0.1:port` (a failover's new master).
+    pub fn set_upstream(&self, port: u16) {
+        self.flags.upstream.store(port, Ordering::SeqCst);
     }
 
     /// Holds (`true`) or releases (`false`) every reply.

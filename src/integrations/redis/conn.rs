@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// Where the registry's Redis is: what a new connection is made from.
@@ -74,6 +75,30 @@ impl Target {
 pub(crate) enum Conn {
     Node(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// `WAIT replicas timeout_ms` on the master serving `slot` (ignored on
+    /// one node): how many replicas acknowledged this connection's writes.
+    pub(crate) async fn wait(
+        &mut self,
+        replicas: u32,
+        timeout_ms: u64,
+        slot: u16,
+    ) -> RedisResult<u64> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout_ms);
+        match self {
+            Self::Node(conn) => cmd.query_async(conn).await,
+            Self::Cluster(conn) => {
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+                let value = conn
+                    .route_command(cmd, RoutingInfo::SingleNode(route))
+                    .await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+        }
+    }
 }
 
 impl ConnectionLike for Conn {

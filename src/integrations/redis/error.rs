@@ -30,6 +30,16 @@ pub enum StoreUnavailable {
     /// replica) or a reply the registry does not understand.
     #[error("the session store failed: {0}")]
     Server(String),
+    /// The write happened on the master but fewer replicas than
+    /// [`wait_for_replicas`](super::RedisRegistryBuilder::wait_for_replicas)
+    /// asks for acknowledged it in time: a failover now could lose it.
+    #[error("the write reached {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u32,
+    },
 }
 
 /// An error of a [`RedisRegistry`](super::RedisRegistry) operation.

@@ -136,6 +136,7 @@ pub struct RedisRegistryBuilder {
     max_state_bytes: u64,
     secret: Option<Secret>,
     allow_evicting_policy: bool,
+    wait: Option<(u32, Duration)>,
 }
 
 /// The fleet secret; never printed.
@@ -164,6 +165,7 @@ impl Default for RedisRegistryBuilder {
             max_state_bytes: DEFAULT_MAX_STATE_BYTES,
             secret: None,
             allow_evicting_policy: false,
+            wait: None,
         }
     }
 }
@@ -182,6 +184,8 @@ struct Settings {
     events_maxlen: u64,
     max_meta_bytes: u64,
     max_state_bytes: u64,
+    /// `WAIT` after each write: (replicas, timeout ms).
+    wait: Option<(u32, u64)>,
 }
 
 fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
@@ -274,6 +278,23 @@ impl RedisRegistryBuilder {
         self
     }
 
+    /// Durability across a failover: after each write (create, close,
+    /// confirm, metadata, purge; not the touch of a lookup), `WAIT
+    /// replicas timeout` until that many replicas acknowledged it. Redis
+    /// replicates asynchronously, so without it an acknowledged write can
+    /// be lost when the master fails and a replica is promoted; with it a
+    /// write is acknowledged only once `replicas` replicas have it (lost
+    /// then only if all of them fail too). A write that did not reach them
+    /// in time fails with [`StoreUnavailable::NotReplicated`] (503): it
+    /// did happen on the master (a create is then reclaimed as after a
+    /// timeout; a close may be repeated). Costs one more round trip plus
+    /// the replication delay per write; `timeout` should be below the call
+    /// timeout. `replicas` 0 turns it off (the default).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some((replicas, timeout));
+        self
+    }
+
     /// Connect even if Redis's `maxmemory-policy` can evict the registry's
     /// keys (`allkeys-*`), logging a warning instead of failing with
     /// [`RedisBuildError::EvictingPolicy`]. Evicted keys lose sessions
@@ -346,6 +367,13 @@ impl RedisRegistryBuilder {
             events_maxlen: self.events_maxlen,
             max_meta_bytes: self.max_meta_bytes,
             max_state_bytes: self.max_state_bytes,
+            wait: match self.wait {
+                None => None,
+                Some((0, _)) => None,
+                Some((n, timeout)) => {
+                    Some((n, timeout_ms("wait_for_replicas timeout", Some(timeout))?))
+                }
+            },
         })
     }
 
@@ -411,6 +439,19 @@ impl RedisRegistryBuilder {
         let timeout = settings.call_timeout;
         let conn = with_timeout(timeout, target.connect(timeout, timeout)).await?;
         check_policy(&conn, timeout, self.allow_evicting_policy).await?;
+        let slot = if target.is_cluster() {
+            let mut c = conn.clone();
+            with_timeout(
+                timeout,
+                redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(format!("{{{}}}", self.prefix))
+                    .query_async::<u16>(&mut c),
+            )
+            .await?
+        } else {
+            0
+        };
         Ok(RedisRegistry {
             inner: Arc::new(Inner {
                 conn,
@@ -420,6 +461,7 @@ impl RedisRegistryBuilder {
                 settings,
                 scripts: Scripts::new(),
                 mac,
+                slot,
             }),
         })
     }
@@ -504,6 +546,8 @@ struct Inner {
     scripts: Scripts,
     /// HMAC-SHA256 keyed with the fleet secret, cloned per digest.
     mac: HmacSha256,
+    /// The Redis Cluster hash slot of `{prefix}` (0 on one node).
+    slot: u16,
 }
 
 /// A distributed session registry on Redis: the semantics of
@@ -718,6 +762,27 @@ impl RedisRegistry {
         }
     }
 
+    /// With [`wait_for_replicas`](RedisRegistryBuilder::wait_for_replicas),
+    /// waits until the replicas acknowledged the writes made so far.
+    async fn replicated(&self) -> Result<(), StoreUnavailable> {
+        let Some((replicas, timeout_ms)) = self.inner.settings.wait else {
+            return Ok(());
+        };
+        let mut conn = self.inner.conn.clone();
+        let acked = with_timeout(
+            self.inner.settings.call_timeout,
+            conn.wait(replicas, timeout_ms, self.inner.slot),
+        )
+        .await?;
+        if acked < u64::from(replicas) {
+            return Err(StoreUnavailable::NotReplicated {
+                acked,
+                wanted: replicas,
+            });
+        }
+        Ok(())
+    }
+
     /// [`run_with`](Self::run_with), repeating after a dropped connection.
     async fn run(
         &self,
@@ -772,6 +837,12 @@ impl RedisRegistry {
             let Value::Array(items) = &reply else {
                 return Err(bad_reply("create", &reply).into());
             };
+            if items.first().and_then(text) == Some("ok")
+                && let Err(error) = self.replicated().await
+            {
+                self.spawn_reclaim(id);
+                return Err(error.into());
+            }
             match items.first().and_then(text) {
                 Some("ok") => {
                     let seq = items.get(1).and_then(int).unwrap_or(0) as u64;
@@ -894,7 +965,10 @@ impl RedisRegistry {
             })
             .await?;
         match int(&reply) {
-            Some(n) => Ok(n == 1),
+            Some(n) => {
+                self.replicated().await?;
+                Ok(n == 1)
+            }
             None => Err(bad_reply("close", &reply).into()),
         }
     }
@@ -957,7 +1031,12 @@ impl RedisRegistry {
                 };
                 Err(StoreError::TooLarge { what, size, limit })
             }
-            reply => Ok(reply),
+            reply => {
+                if op != "get" && op != "rget" {
+                    self.replicated().await?;
+                }
+                Ok(reply)
+            }
         }
     }
 
