@@ -324,6 +324,7 @@ pub fn redis_stats_json(
         "expired": stats.idle_timeout + stats.max_lifetime + stats.init_timeout,
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
+        "events_gaps": stats.events_gaps,
     })
 }
 

@@ -15,8 +15,8 @@ use crate::{ConfigError, CreateError, LookupError};
 /// [`incr_meta`](super::RedisRegistry::incr_meta); a repeated create
 /// recognizes its own session). Nothing about the session is
 /// known: a create that timed out may or may not have happened (if it did,
-/// the session holds a slot until it expires: set an `init_timeout` so such
-/// sessions are reclaimed quickly).
+/// the registry closes that session in the background, and the init
+/// deadline, on by default, reclaims it if Redis stays away).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreUnavailable {

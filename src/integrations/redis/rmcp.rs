@@ -49,9 +49,11 @@
 //! session is closed anywhere (evicted by another instance's create,
 //! expired, `DELETE`d through another instance), the instance hosting it
 //! stops its worker within about 250 ms plus a round trip, and its next
-//! request gets 404 from the layer. Every 5 s it also drops the workers of
-//! hosted sessions that vanished from Redis without an event (Redis
-//! restarted without persistence). A reaper task on every instance purges
+//! request gets 404 from the layer. Every 5 s, and at once when the
+//! close-event stream reports a gap ([`EventsGap`](super::EventsGap):
+//! events trimmed before they were read, or lost in a failover), it also
+//! drops the workers of hosted sessions that vanished from Redis without
+//! an event (Redis restarted without persistence). A reaper task on every instance purges
 //! expired sessions (so their events go out) every
 //! [`reaper_interval`](RedisSessionManager::with_reaper_interval).
 //!
