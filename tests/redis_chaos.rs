@@ -25,7 +25,7 @@ const MAX: usize = 48;
 const CALL_TIMEOUT: Duration = Duration::from_millis(400);
 const INIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Scheduling slack on a loaded 2-core machine, on top of the timeout.
-const SLACK: Duration = Duration::from_millis(400);
+const SLACK: Duration = Duration::from_millis(600);
 const CHILD_URL: &str = "MSC_REDIS_CHAOS_CHILD_URL";
 const CHILD_UNTIL: &str = "MSC_REDIS_CHAOS_CHILD_UNTIL_MS";
 
