@@ -11,9 +11,12 @@
 //!     --allowed-hosts mcp.example.com --admin-port 9000       # serving others
 //! ```
 //!
-//! Fleet mode: `--redis redis://127.0.0.1:6379/` keeps the sessions in
-//! Redis, shared by every instance started with the same URL: one exact
-//! global `--max-sessions`, and any instance serves any session.
+//! Fleet mode: `--redis redis://127.0.0.1:6379/` (or `--redis-cluster
+//! URL,URL,...` for Redis Cluster seed nodes) keeps the sessions in Redis,
+//! shared by every instance started with the same URL: one exact global
+//! `--max-sessions`, and any instance serves any session. The fleet secret
+//! comes from `--redis-secret-file FILE` or the environment variable
+//! `MCP_SESSION_CORE_REDIS_SECRET`.
 //!
 //! Tools: `echo` (returns its text), `counter` (a counter per session),
 //! `work` (a long call with progress) and `notify` (server notifications on
@@ -43,10 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .init();
 
     let args = app::Args::parse();
-    if let Some(url) = &args.redis {
-        let server = app::bind_redis(&args, url).await?;
+    if args.redis.is_some() || args.redis_cluster.is_some() {
+        let server = app::bind_redis(&args).await?;
         tracing::info!(
-            redis = %url,
+            redis = ?args.redis,
+            redis_cluster = ?args.redis_cluster,
             prefix = %args.redis_prefix,
             max_sessions = server.manager.registry().max_sessions(),
             "fleet mode: sessions in Redis"

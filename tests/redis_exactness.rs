@@ -2,7 +2,8 @@
 //! re-executed as children), each with 4 concurrent creators, share one
 //! `max_sessions` of 8 over 10,000 creates in all, while a monitor polls
 //! Redis for the live count. It must never see more than 8, and at the end
-//! live + close events = created.
+//! live + close events = created. Once on one node, once on a three-master
+//! Redis Cluster.
 
 mod redis_support;
 
@@ -13,16 +14,28 @@ use std::time::{Duration, Instant};
 
 use mcp_session_core::integrations::redis::{EventsFrom, RedisRegistry};
 use redis_support::RedisServer;
+use redis_support::cluster::RedisCluster;
 
 const PREFIX: &str = "exact";
 const MAX: usize = 8;
 const PROCESSES: u64 = 2;
 const CREATORS: u64 = 4;
 const TOTAL: u64 = 10_000;
+/// A node's URL, or `cluster:` and the seed URLs, comma-separated.
 const CHILD_ENV: &str = "MSC_REDIS_EXACTNESS_CHILD_URL";
 
+async fn connect(target: &str) -> RedisRegistry {
+    match target.strip_prefix("cluster:") {
+        Some(seeds) => builder()
+            .connect_cluster(&seeds.split(',').collect::<Vec<_>>())
+            .await
+            .expect("connect to the cluster"),
+        None => builder().connect(target).await.expect("connect"),
+    }
+}
+
 fn builder() -> mcp_session_core::integrations::redis::RedisRegistryBuilder {
-    RedisRegistry::builder()
+    redis_support::builder()
         .prefix(PREFIX)
         .max_sessions(MAX)
         .events_maxlen(1_000_000)
@@ -35,7 +48,7 @@ async fn child_creator_process() {
     let Ok(url) = std::env::var(CHILD_ENV) else {
         return; // not a child: nothing to do
     };
-    let registry = builder().connect(&url).await.expect("child connect");
+    let registry = connect(&url).await;
     let per_creator = TOTAL / PROCESSES / CREATORS;
     let created = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -67,22 +80,42 @@ async fn two_processes_never_exceed_the_bound() {
         return;
     }
     let server = RedisServer::start();
-    let registry = builder().connect(&server.url()).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let monitor = client.get_multiplexed_async_connection().await.unwrap();
+    exactness(server.url(), monitor).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_never_exceed_the_bound_on_a_cluster() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let cluster = RedisCluster::start();
+    let client = redis::cluster::ClusterClient::new(cluster.seeds()).unwrap();
+    let monitor = client.get_async_connection().await.unwrap();
+    exactness(format!("cluster:{}", cluster.seeds().join(",")), monitor).await;
+}
+
+async fn exactness(
+    target: String,
+    mut monitor_conn: impl redis::aio::ConnectionLike + Send + 'static,
+) {
+    let registry = connect(&target).await;
+    assert_eq!(registry.is_cluster(), target.starts_with("cluster:"));
     let start = Instant::now();
 
     // The monitor: its own connection, polling ZCARD of the FIFO set (the
     // live sessions) as fast as it can.
     let stop = Arc::new(AtomicBool::new(false));
-    let client = redis::Client::open(server.url()).unwrap();
     let monitor = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let conn = &mut monitor_conn;
             let (mut max_seen, mut polls) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
                 let live: u64 = redis::cmd("ZCARD")
                     .arg(format!("{{{PREFIX}}}:fifo"))
-                    .query_async(&mut conn)
+                    .query_async(conn)
                     .await
                     .unwrap();
                 max_seen = max_seen.max(live);
@@ -103,7 +136,7 @@ async fn two_processes_never_exceed_the_bound() {
                     "--test-threads",
                     "1",
                 ])
-                .env(CHILD_ENV, server.url())
+                .env(CHILD_ENV, &target)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -127,7 +160,7 @@ async fn two_processes_never_exceed_the_bound() {
     stop.store(true, Ordering::Relaxed);
     let (max_seen, polls) = monitor.await.unwrap();
     println!(
-        "{created} creates in {:?}; monitor: {polls} polls, max live {max_seen}",
+        "{target}: {created} creates in {:?}; monitor: {polls} polls, max live {max_seen}",
         start.elapsed()
     );
     assert_eq!(created, TOTAL);
@@ -143,7 +176,8 @@ async fn two_processes_never_exceed_the_bound() {
     assert_eq!(stats.created, TOTAL);
     let mut events = registry.closed_events(EventsFrom::Beginning);
     let mut closes = 0u64;
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1_500), events.recv()).await
+    while let Ok(Some(Ok(_))) =
+        tokio::time::timeout(Duration::from_millis(1_500), events.recv()).await
     {
         closes += 1;
     }

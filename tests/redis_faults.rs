@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mcp_session_core::integrations::redis::RedisRegistry;
 use redis_support::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_during_load_then_restart() {
     let mut server = RedisServer::start();
-    let registry = RedisRegistry::builder()
+    let registry = redis_support::builder()
         .max_sessions(16)
         .call_timeout(Duration::from_millis(500))
         .connect(&server.url())
@@ -105,7 +104,7 @@ async fn kill_during_load_then_restart() {
     // Each call within its timeout (2 calls per iteration, 500 ms each).
     assert!(slowest < Duration::from_secs(2), "a call took {slowest:?}");
 
-    // No leaked slot: the FIFO's count equals the session hashes present.
+    // No leaked slot: the FIFO's count equals the sessions' owner entries.
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let fifo: u64 = redis::cmd("ZCARD")
@@ -113,12 +112,12 @@ async fn kill_during_load_then_restart() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("{mcp-sessions}:s:*")
+    let owners: u64 = redis::cmd("HLEN")
+        .arg("{mcp-sessions}:owner")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(fifo, keys.len() as u64, "slot count = live sessions");
+    assert_eq!(fifo, owners, "slot count = live sessions");
     assert!(fifo <= 16);
     let stats = registry.stats().await.unwrap();
     assert_eq!(stats.live, fifo);
@@ -131,7 +130,7 @@ async fn kill_during_load_then_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_costs_each_call_its_timeout() {
     let server = RedisServer::start();
-    let registry = RedisRegistry::builder()
+    let registry = redis_support::builder()
         .call_timeout(Duration::from_millis(300))
         .connect(&server.url())
         .await

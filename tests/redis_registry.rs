@@ -25,7 +25,7 @@ fn not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_lookup_close_and_binding() {
     let server = RedisServer::start();
-    let registry = connect(&server, RedisRegistry::builder().max_sessions(4)).await;
+    let registry = connect(&server, redis_support::builder().max_sessions(4)).await;
 
     let alice = registry.create(Some(b"alice")).await.unwrap();
     let anyone = registry.create(None).await.unwrap();
@@ -76,7 +76,7 @@ async fn fifo_eviction_and_rejection() {
     let server = RedisServer::start();
     let evict = connect(
         &server,
-        RedisRegistry::builder().prefix("evict").max_sessions(3),
+        redis_support::builder().prefix("evict").max_sessions(3),
     )
     .await;
     let mut events = evict.closed_events(EventsFrom::Now);
@@ -97,14 +97,15 @@ async fn fifo_eviction_and_rejection() {
         let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
             .await
             .expect("an event within 2 s")
-            .unwrap();
+            .unwrap()
+            .expect("no gap in the close events");
         assert_eq!((event.id, event.reason), (expected, CloseReason::Evicted));
     }
 
     // Reject: independent keys under another prefix.
     let reject = connect(
         &server,
-        RedisRegistry::builder()
+        redis_support::builder()
             .prefix("reject")
             .max_sessions(2)
             .on_full(OnFull::Reject),
@@ -126,9 +127,9 @@ async fn fifo_eviction_and_rejection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_is_merged_under_concurrent_writers() {
     let server = RedisServer::start();
-    let registry = connect(&server, RedisRegistry::builder()).await;
+    let registry = connect(&server, redis_support::builder()).await;
     // A second "instance": its own connection.
-    let other = connect(&server, RedisRegistry::builder()).await;
+    let other = connect(&server, redis_support::builder()).await;
     let session = registry.create(Some(b"alice")).await.unwrap();
     let id = session.id;
 
@@ -191,7 +192,7 @@ async fn idle_expiry_is_refreshed_by_lookups_and_frees_the_slot() {
     let server = RedisServer::start();
     let registry = connect(
         &server,
-        RedisRegistry::builder()
+        redis_support::builder()
             .max_sessions(2)
             .idle_timeout(Duration::from_millis(800)),
     )
@@ -218,7 +219,8 @@ async fn idle_expiry_is_refreshed_by_lookups_and_frees_the_slot() {
     let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .expect("no gap in the close events");
     assert_eq!((event.id, event.reason), (idle, CloseReason::IdleTimeout));
     let stats = registry.stats().await.unwrap();
     assert_eq!((stats.live, stats.idle_timeout, stats.evicted), (2, 1, 0));
@@ -229,7 +231,7 @@ async fn max_lifetime_and_init_timeout() {
     let server = RedisServer::start();
     let registry = connect(
         &server,
-        RedisRegistry::builder()
+        redis_support::builder()
             .max_lifetime(Duration::from_millis(1_000))
             .init_timeout(Duration::from_millis(300)),
     )
@@ -251,7 +253,8 @@ async fn max_lifetime_and_init_timeout() {
         let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .expect("no gap in the close events");
         seen.push((event.id, event.reason));
     }
     assert_eq!(
@@ -271,7 +274,7 @@ async fn max_lifetime_and_init_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_is_a_global_sliding_window() {
     let server = RedisServer::start();
-    let builder = RedisRegistry::builder().rate_limit(3, Duration::from_secs(2));
+    let builder = redis_support::builder().rate_limit(3, Duration::from_secs(2));
     let a = connect(&server, builder.clone()).await;
     let b = connect(&server, builder).await;
     a.create(None).await.unwrap();
@@ -299,7 +302,7 @@ async fn rate_limit_is_a_global_sliding_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_are_errors() {
     let server = RedisServer::start();
-    let err = RedisRegistry::builder()
+    let err = redis_support::builder()
         .max_sessions(0)
         .connect(&server.url())
         .await
@@ -308,13 +311,13 @@ async fn bad_settings_are_errors() {
         err,
         RedisBuildError::Config(ConfigError::ZeroCapacity)
     ));
-    let err = RedisRegistry::builder()
+    let err = redis_support::builder()
         .prefix("a{b}")
         .connect(&server.url())
         .await
         .unwrap_err();
     assert!(matches!(err, RedisBuildError::InvalidPrefix(_)));
-    let err = RedisRegistry::builder()
+    let err = redis_support::builder()
         .connect("not a url")
         .await
         .unwrap_err();
@@ -326,7 +329,7 @@ async fn bad_settings_are_errors() {
         .unwrap()
         .port();
     let start = Instant::now();
-    let err = RedisRegistry::builder()
+    let err = redis_support::builder()
         .connect(&format!("redis://127.0.0.1:{port}/"))
         .await
         .unwrap_err();
@@ -337,7 +340,7 @@ async fn bad_settings_are_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_close_is_one_event_with_one_reason() {
     let server = RedisServer::start();
-    let registry = connect(&server, RedisRegistry::builder().max_sessions(5)).await;
+    let registry = connect(&server, redis_support::builder().max_sessions(5)).await;
     let mut created = HashSet::new();
     for _ in 0..40 {
         created.insert(registry.create(None).await.unwrap().id);
@@ -361,7 +364,8 @@ async fn every_close_is_one_event_with_one_reason() {
         let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .expect("no gap in the close events");
         assert!(closed.insert(event.id), "closed twice: {}", event.id);
         assert!(created.contains(&event.id));
     }
@@ -378,7 +382,7 @@ async fn every_close_is_one_event_with_one_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_events_survive_dropped_connections() {
     let server = RedisServer::start();
-    let registry = connect(&server, RedisRegistry::builder()).await;
+    let registry = connect(&server, redis_support::builder()).await;
     let mut events = registry.closed_events(EventsFrom::Now);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let client = redis::Client::open(server.url()).unwrap();
@@ -410,7 +414,8 @@ async fn close_events_survive_dropped_connections() {
         let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
             .await
             .expect("no event lost across reconnects")
-            .unwrap();
+            .unwrap()
+            .expect("no gap in the close events");
         assert_eq!(event.reason, CloseReason::Closed);
         seen.push(event.id);
     }

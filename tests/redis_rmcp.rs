@@ -30,11 +30,14 @@ struct Instance {
 impl Instance {
     async fn start(redis: &RedisServer, flags: &[&str]) -> Self {
         let url = redis.url();
+        let secret = redis_support::secret_file();
+        let secret = secret.to_str().unwrap();
         let argv = ["mcp_server", "--port", "0", "--redis", &url]
             .into_iter()
+            .chain(["--redis-secret-file", secret])
             .chain(flags.iter().copied());
         let args = app::Args::try_parse_from(argv).expect("valid flags");
-        let server = app::bind_redis(&args, &url).await.expect("server binds");
+        let server = app::bind_redis(&args).await.expect("server binds");
         let instance = Self {
             addr: server.addr,
             manager: server.manager.clone(),
@@ -165,4 +168,60 @@ async fn a_session_moves_between_instances_and_closes_everywhere() {
         eventually(Duration::from_secs(7), async || !a.hosts(&live_id)).await,
         "A dropped the worker of a session Redis lost"
     );
+}
+
+/// Close events Redis lost (here: all its data) are a gap in the stream:
+/// the instance reconciles the sessions it hosts at once, not at its next
+/// periodic check (every 5 s). And an `initialize` too large to store is
+/// answered 413 before any session is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_close_events_reconciles_at_once_and_oversized_initialize_is_413() {
+    let redis = RedisServer::start();
+    let a = Instance::start(&redis, &["--max-sessions", "3"]).await;
+    let started = std::time::Instant::now();
+    let mut client = RawClient::new(&a.url());
+    assert_eq!(client.initialize().await.status, 200);
+    let id = client.session.clone().unwrap();
+    assert_eq!(client.counter().await.unwrap(), 1);
+    assert!(a.hosts(&id));
+
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_millis(1_500), async || !a.hosts(&id)).await,
+        "the gap made A reconcile within 1.5 s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "before the periodic reconcile could have run"
+    );
+    assert!(a.manager.events_gaps() >= 1);
+
+    // 100 KiB of client info, over the default 64 KiB state limit.
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "x".repeat(100 * 1024), "version": "1"}
+        }
+    });
+    let reply = reqwest::Client::new()
+        .post(a.url())
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 413);
+    let stats = a.manager.registry().stats().await.unwrap();
+    assert_eq!(stats.live, 0, "no session made for it");
 }

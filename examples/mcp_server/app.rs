@@ -73,8 +73,19 @@ pub struct Args {
     /// shared with every instance started with the same URL and prefix: one
     /// exact global `--max-sessions`, and a client can move between
     /// instances. Without it, sessions live in this process.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "redis_cluster")]
     pub redis: Option<String>,
+    /// Fleet mode on Redis Cluster: the seed nodes, comma-separated
+    /// (`redis://127.0.0.1:7000/,redis://127.0.0.1:7001/`). The registry's
+    /// keys share one hash tag, so they live in one slot.
+    #[arg(long, value_name = "URL,URL,...", value_delimiter = ',')]
+    pub redis_cluster: Option<Vec<String>>,
+    /// Fleet mode: a file holding the fleet secret (at least 16 bytes; a
+    /// trailing newline is ignored), the same on every instance: principals
+    /// are stored in Redis as HMAC-SHA256 digests keyed with it. Without
+    /// it, the environment variable MCP_SESSION_CORE_REDIS_SECRET.
+    #[arg(long, value_name = "FILE")]
+    pub redis_secret_file: Option<std::path::PathBuf>,
     /// The key prefix in Redis (fleet mode): instances with the same prefix
     /// share their sessions.
     #[arg(long, default_value = "mcp-sessions")]
@@ -552,15 +563,15 @@ pub fn redis_stats_json(
         "expired": stats.idle_timeout + stats.max_lifetime + stats.init_timeout,
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
+        "events_gaps": stats.events_gaps,
     })
 }
 
-/// Fleet mode (`--redis URL`): the same app on a [`RedisSessionManager`],
-/// with rmcp's session store on the same Redis so that any instance serves
-/// any session.
+/// Fleet mode (`--redis URL` or `--redis-cluster URL,URL,...`): the same
+/// app on a [`RedisSessionManager`], with rmcp's session store on the same
+/// Redis so that any instance serves any session.
 pub async fn bind_redis(
     args: &Args,
-    url: &str,
 ) -> Result<Server<RedisSessionManager>, Box<dyn Error + Send + Sync>> {
     let allowed_hosts = allowed_hosts(args)?;
     let mut registry = RedisRegistry::builder()
@@ -577,13 +588,26 @@ pub async fn bind_redis(
     if let Limit(Some(lifetime)) = args.max_lifetime {
         registry = registry.max_lifetime(lifetime);
     }
-    if let Limit(Some(init)) = args.init_timeout {
-        registry = registry.init_timeout(init);
-    }
+    registry = match args.init_timeout {
+        Limit(Some(init)) => registry.init_timeout(init),
+        Limit(None) => registry.no_init_timeout(),
+    };
     if let Rate(Some(RateLimit { max, window })) = args.rate_limit {
         registry = registry.rate_limit(max, window);
     }
-    let registry = registry.connect(url).await?;
+    if let Some(path) = &args.redis_secret_file {
+        let mut secret = std::fs::read(path)
+            .map_err(|e| format!("cannot read --redis-secret-file {}: {e}", path.display()))?;
+        while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            secret.pop();
+        }
+        registry = registry.secret(secret);
+    }
+    let registry = match (&args.redis, &args.redis_cluster) {
+        (_, Some(seeds)) => registry.connect_cluster(seeds).await?,
+        (Some(url), None) => registry.connect(url).await?,
+        (None, None) => return Err("fleet mode needs --redis or --redis-cluster".into()),
+    };
     let reaper_interval = limits
         .iter()
         .filter_map(|limit| limit.0)

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod proxy;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,9 +18,10 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .expect("bind a free port")
         .local_addr()
@@ -28,6 +32,12 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free port.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (e.g.
+    /// `--replicaof 127.0.0.1 PORT`), kept for restarts.
+    pub fn start_with(extra: &[&str]) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "msc-redis-{}-{}",
@@ -39,6 +49,7 @@ impl RedisServer {
             port: free_port(),
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -75,6 +86,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,4 +111,21 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The fleet secret of the tests (principals are HMAC-SHA256 digests keyed
+/// with it).
+pub const TEST_SECRET: &str = "test-fleet-secret-0123456789";
+
+/// `RedisRegistry::builder()` with the tests' fleet secret.
+pub fn builder() -> mcp_session_core::integrations::redis::RedisRegistryBuilder {
+    mcp_session_core::integrations::redis::RedisRegistry::builder().secret(TEST_SECRET)
+}
+
+/// A file holding [`TEST_SECRET`] (for the example server's
+/// `--redis-secret-file`), written once per test process.
+pub fn secret_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("msc-fleet-secret-{}", std::process::id()));
+    std::fs::write(&path, format!("{TEST_SECRET}\n")).expect("write the secret file");
+    path
 }

@@ -96,9 +96,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# The fleet secret both instances share (principals are HMAC-keyed with it).
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$logs/fleet-secret"
 start_instance() { # name -> prints its URL
   "$repo/target/release/examples/mcp_server" --port 0 --max-sessions 3 \
-    --redis "redis://127.0.0.1:$redis_port/" >"$logs/$1.stdout" 2>"$logs/$1.stderr" &
+    --redis "redis://127.0.0.1:$redis_port/" --redis-secret-file "$logs/fleet-secret" \
+    >"$logs/$1.stdout" 2>"$logs/$1.stderr" &
   extra_pids+=($!)
 }
 wait_url() {

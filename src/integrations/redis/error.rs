@@ -15,8 +15,8 @@ use crate::{ConfigError, CreateError, LookupError};
 /// [`incr_meta`](super::RedisRegistry::incr_meta); a repeated create
 /// recognizes its own session). Nothing about the session is
 /// known: a create that timed out may or may not have happened (if it did,
-/// the session holds a slot until it expires: set an `init_timeout` so such
-/// sessions are reclaimed quickly).
+/// the registry closes that session in the background, and the init
+/// deadline, on by default, reclaims it if Redis stays away).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreUnavailable {
@@ -30,6 +30,16 @@ pub enum StoreUnavailable {
     /// replica) or a reply the registry does not understand.
     #[error("the session store failed: {0}")]
     Server(String),
+    /// The write happened on the master but fewer replicas than
+    /// [`wait_for_replicas`](super::RedisRegistryBuilder::wait_for_replicas)
+    /// asks for acknowledged it in time: a failover now could lose it.
+    #[error("the write reached {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u64,
+        /// Replicas asked for.
+        wanted: u32,
+    },
 }
 
 /// An error of a [`RedisRegistry`](super::RedisRegistry) operation.
@@ -47,6 +57,20 @@ pub enum StoreError {
     /// Redis is unreachable or too slow: 503 with `Retry-After`.
     #[error(transparent)]
     StoreUnavailable(#[from] StoreUnavailable),
+    /// A write would take the session past a byte limit
+    /// ([`max_meta_bytes`](super::RedisRegistryBuilder::max_meta_bytes) for
+    /// metadata, [`max_state_bytes`](super::RedisRegistryBuilder::max_state_bytes)
+    /// for integration state such as the stored `initialize` parameters);
+    /// nothing was written. HTTP 413.
+    #[error("the session would hold {size} bytes of {what}, over its limit of {limit} bytes")]
+    TooLarge {
+        /// `"metadata"` or `"state"`.
+        what: &'static str,
+        /// The bytes (names + values) the write would have left.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 impl StoreError {
@@ -57,6 +81,7 @@ impl StoreError {
             Self::Create(error) => error.http_status(),
             Self::Lookup(error) => error.http_status(),
             Self::StoreUnavailable(_) => 503,
+            Self::TooLarge { .. } => 413,
         }
     }
 
@@ -66,6 +91,7 @@ impl StoreError {
             Self::Create(error) => error.retry_after_secs(),
             Self::Lookup(_) => None,
             Self::StoreUnavailable(_) => Some(1),
+            Self::TooLarge { .. } => None,
         }
     }
 
@@ -98,4 +124,21 @@ pub enum RedisBuildError {
     /// The first connection failed.
     #[error(transparent)]
     Unavailable(#[from] StoreUnavailable),
+    /// No fleet secret (neither
+    /// [`secret`](super::RedisRegistryBuilder::secret) nor the environment
+    /// variable [`SECRET_ENV`](super::SECRET_ENV)), or one shorter than
+    /// 16 bytes. Principals are stored as HMAC-SHA256 digests keyed with it.
+    #[error(
+        "fleet secret missing or shorter than 16 bytes: set it with RedisRegistryBuilder::secret \
+         or the environment variable {}",
+        super::SECRET_ENV
+    )]
+    Secret,
+    /// Redis's `maxmemory-policy` may evict the registry's keys (an
+    /// `allkeys-*` policy), which would lose sessions without a close event.
+    /// Use `noeviction` (or a `volatile-*` policy: the registry's keys have
+    /// no TTL), or accept the risk with
+    /// [`allow_evicting_policy`](super::RedisRegistryBuilder::allow_evicting_policy).
+    #[error("Redis maxmemory-policy is {0:?}, which can evict the registry's keys: use noeviction")]
+    EvictingPolicy(String),
 }

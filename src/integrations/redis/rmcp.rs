@@ -49,9 +49,11 @@
 //! session is closed anywhere (evicted by another instance's create,
 //! expired, `DELETE`d through another instance), the instance hosting it
 //! stops its worker within about 250 ms plus a round trip, and its next
-//! request gets 404 from the layer. Every 5 s it also drops the workers of
-//! hosted sessions that vanished from Redis without an event (Redis
-//! restarted without persistence). A reaper task on every instance purges
+//! request gets 404 from the layer. Every 5 s, and at once when the
+//! close-event stream reports a gap ([`EventsGap`](super::EventsGap):
+//! events trimmed before they were read, or lost in a failover), it also
+//! drops the workers of hosted sessions that vanished from Redis without
+//! an event (Redis restarted without persistence). A reaper task on every instance purges
 //! expired sessions (so their events go out) every
 //! [`reaper_interval`](RedisSessionManager::with_reaper_interval).
 //!
@@ -73,7 +75,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -88,6 +90,7 @@ use ::rmcp::transport::streamable_http_server::session::{
     SessionStore, SessionStoreError,
 };
 use http::{Method, Request, StatusCode};
+use tokio::sync::Notify;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -143,6 +146,7 @@ pub struct RedisSessionManager {
     hosted: HostedMap,
     session_config: SessionConfig,
     tasks: Vec<tokio::task::AbortHandle>,
+    events_gaps: Arc<AtomicU64>,
 }
 
 fn stop_hosted(hosted: &HostedMap, id: &str) -> bool {
@@ -161,14 +165,19 @@ fn stop_hosted(hosted: &HostedMap, id: &str) -> bool {
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
 /// Stops the workers of hosted sessions that are no longer in Redis without
-/// a close event (Redis restarted without persistence, or a failover lost
-/// writes): without this they would idle in memory until the instance
-/// stops.
-async fn reconcile(registry: RedisRegistry, hosted: HostedMap) {
+/// a close event (Redis restarted without persistence, a failover lost
+/// writes, close events trimmed before they were read): without this they
+/// would idle in memory until the instance stops. Runs every
+/// [`RECONCILE_EVERY`] and at once when `now` is notified (a gap in the
+/// close events).
+async fn reconcile(registry: RedisRegistry, hosted: HostedMap, now: Arc<Notify>) {
     let mut ticks = tokio::time::interval(RECONCILE_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = now.notified() => {}
+        }
         let ids: Vec<SessionId> = hosted
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -211,11 +220,30 @@ impl RedisSessionManager {
     pub fn with_reaper_interval(registry: RedisRegistry, interval: Duration) -> Self {
         let hosted: HostedMap = Arc::default();
         let reaper = registry.spawn_reaper(interval);
+        let reconcile_now = Arc::new(Notify::new());
+        let events_gaps = Arc::new(AtomicU64::new(0));
         let listener = {
             let hosted = hosted.clone();
+            let reconcile_now = reconcile_now.clone();
+            let events_gaps = events_gaps.clone();
             let mut events = registry.closed_events(EventsFrom::Now);
             tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
+                while let Some(item) = events.recv().await {
+                    let event = match item {
+                        Ok(event) => event,
+                        Err(gap) => {
+                            // Closes may have been missed: check every
+                            // hosted session against Redis now.
+                            events_gaps.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(
+                                target: super::LOG_TARGET,
+                                %gap,
+                                "reconciling hosted sessions with Redis"
+                            );
+                            reconcile_now.notify_one();
+                            continue;
+                        }
+                    };
                     if stop_hosted(&hosted, &event.id.to_string()) {
                         tracing::info!(
                             target: super::LOG_TARGET,
@@ -227,7 +255,7 @@ impl RedisSessionManager {
                 }
             })
         };
-        let reconciler = tokio::spawn(reconcile(registry.clone(), hosted.clone()));
+        let reconciler = tokio::spawn(reconcile(registry.clone(), hosted.clone(), reconcile_now));
         let mut session_config = SessionConfig::default();
         session_config.keep_alive = None;
         Self {
@@ -239,6 +267,7 @@ impl RedisSessionManager {
                 listener.abort_handle(),
                 reconciler.abort_handle(),
             ],
+            events_gaps,
         }
     }
 
@@ -266,6 +295,13 @@ impl RedisSessionManager {
     /// `StreamableHttpServerConfig::session_store`.
     pub fn session_store(&self) -> Arc<dyn SessionStore> {
         Arc::new(RedisSessionStore::new(self.registry.clone()))
+    }
+
+    /// How many gaps in the fleet's close events this manager's listener
+    /// found (each one triggered an immediate reconcile of the hosted
+    /// sessions with Redis).
+    pub fn events_gaps(&self) -> u64 {
+        self.events_gaps.load(Ordering::Relaxed)
     }
 
     /// How many sessions this instance hosts a worker for.
@@ -561,8 +597,17 @@ impl SessionStore for RedisSessionStore {
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
         let id = SessionId::parse(session_id)?;
         let json = serde_json::to_vec(state)?;
-        self.registry.set_internal(&id, INIT_FIELD, &json).await?;
-        Ok(())
+        match self.registry.set_internal(&id, INIT_FIELD, &json).await {
+            Ok(()) => Ok(()),
+            Err(error @ StoreError::TooLarge { .. }) => {
+                // A session that cannot be restored elsewhere must not
+                // linger: close it (the client gets 404 and may retry
+                // with smaller parameters).
+                let _ = self.registry.close(&id).await;
+                Err(Box::new(error))
+            }
+            Err(error) => Err(Box::new(error)),
+        }
     }
 
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
@@ -640,10 +685,28 @@ where
         let header = values.next().map(|v| v.as_bytes().to_vec());
         let several = values.next().is_some();
         let is_delete = request.method() == Method::DELETE;
+        // An `initialize` (a POST without a session id) whose body exceeds
+        // the state limit could not be stored: 413 before anything is
+        // created. (A body without Content-Length that turns out too large
+        // gets its session closed when the store refuses it.)
+        let too_large = header.is_none()
+            && request.method() == Method::POST
+            && request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .is_some_and(|len| len > self.registry.max_state_bytes());
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let registry = self.registry.clone();
         Box::pin(async move {
+            if too_large {
+                return Ok(response::for_failure(&Failure::Refused {
+                    status: 413,
+                    retry_after_secs: None,
+                    message: "Content Too Large: the initialize request exceeds the session state limit",
+                }));
+            }
             if let Some(header) = header {
                 if several {
                     return Ok(response::malformed_session_id());

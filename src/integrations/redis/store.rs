@@ -7,10 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use hmac::{KeyInit, Mac};
 use redis::{Script, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
+use super::conn::{Conn, Target};
 use super::error::{RedisBuildError, StoreError, StoreUnavailable};
 use super::events::{ClosedEvents, EventsFrom};
 use crate::{ConfigError, CreateError, LookupError, OnFull, SessionId};
@@ -21,6 +22,26 @@ pub const DEFAULT_PREFIX: &str = "mcp-sessions";
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The default approximate length the close-event stream is trimmed to.
 pub const DEFAULT_EVENTS_MAXLEN: u64 = 100_000;
+/// The default init deadline: a session not
+/// [confirmed](RedisRegistry::confirm) within 30 s of its creation closes
+/// with reason `InitTimeout`.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default limit on a session's metadata (names + values), 64 KiB.
+pub const DEFAULT_MAX_META_BYTES: u64 = 64 * 1024;
+/// The default limit on a session's integration state (the stored
+/// `initialize` parameters of the rmcp integration), 64 KiB.
+pub const DEFAULT_MAX_STATE_BYTES: u64 = 64 * 1024;
+/// The most expired sessions one script removes per deadline kind (idle,
+/// lifetime, init), so that one call's work on Redis stays bounded however
+/// many sessions expired unswept.
+pub const SWEEP_BATCH: u64 = 64;
+/// The pause before sending a call again that Redis Cluster answered
+/// `TRYAGAIN` (its slot is being migrated).
+const TRY_AGAIN_PAUSE: Duration = Duration::from_millis(20);
+
+/// The environment variable [`RedisRegistryBuilder::connect`] reads the
+/// fleet secret from when [`RedisRegistryBuilder::secret`] was not called.
+pub const SECRET_ENV: &str = "MCP_SESSION_CORE_REDIS_SECRET";
 
 const COMMON: &str = include_str!("scripts/common.lua");
 
@@ -48,10 +69,8 @@ impl Scripts {
 /// The key names of one registry, all under the hash tag `{prefix}`.
 #[derive(Clone, Debug)]
 pub(crate) struct Keys {
-    /// The eight shared keys, in the scripts' `KEYS` order.
-    shared: [String; 8],
-    /// `{prefix}:s:`, the prefix of the per-session hashes.
-    session_prefix: String,
+    /// Every key of the registry, in the scripts' `KEYS` order.
+    shared: [String; 10],
 }
 
 impl Keys {
@@ -68,8 +87,9 @@ impl Keys {
                 key("rate"),
                 key("events"),
                 key("stats"),
+                key("owner"),
+                key("data"),
             ],
-            session_prefix: key("s:"),
         }
     }
 
@@ -80,14 +100,23 @@ impl Keys {
     pub(crate) fn events(&self) -> &str {
         &self.shared[6]
     }
+
+    pub(crate) fn stats(&self) -> &str {
+        &self.shared[7]
+    }
 }
 
 /// Builds a [`RedisRegistry`]; start from [`RedisRegistry::builder`].
 ///
 /// Defaults: prefix [`DEFAULT_PREFIX`], `max_sessions` 10,000,
-/// [`OnFull::EvictOldest`], no idle timeout, no max lifetime, no init
-/// timeout, no rate limit, a 1 s call timeout, a close-event stream of
-/// about 100,000 entries.
+/// [`OnFull::EvictOldest`], no idle timeout, no max lifetime, an init
+/// deadline of 30 s ([`DEFAULT_INIT_TIMEOUT`]: the host
+/// [confirms](RedisRegistry::confirm) each session after its `initialize`
+/// handshake), no rate limit, a 1 s call timeout, a close-event stream of
+/// about 100,000 entries, 64 KiB of metadata and 64 KiB of integration
+/// state per session, and Redis's `maxmemory-policy` checked at connect.
+/// The fleet secret has no default: set it with [`secret`](Self::secret)
+/// or the environment variable [`SECRET_ENV`].
 ///
 /// Every instance of a fleet must use the same settings (they are sent with
 /// each call; an instance with a smaller `max_sessions` would evict down to
@@ -103,6 +132,21 @@ pub struct RedisRegistryBuilder {
     rate_limit: Option<(u64, Duration)>,
     call_timeout: Duration,
     events_maxlen: u64,
+    max_meta_bytes: u64,
+    max_state_bytes: u64,
+    secret: Option<Secret>,
+    allow_evicting_policy: bool,
+    wait: Option<(u32, Duration)>,
+}
+
+/// The fleet secret; never printed.
+#[derive(Clone)]
+struct Secret(Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 impl Default for RedisRegistryBuilder {
@@ -113,10 +157,15 @@ impl Default for RedisRegistryBuilder {
             on_full: OnFull::EvictOldest,
             idle_timeout: None,
             max_lifetime: None,
-            init_timeout: None,
+            init_timeout: Some(DEFAULT_INIT_TIMEOUT),
             rate_limit: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             events_maxlen: DEFAULT_EVENTS_MAXLEN,
+            max_meta_bytes: DEFAULT_MAX_META_BYTES,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            secret: None,
+            allow_evicting_policy: false,
+            wait: None,
         }
     }
 }
@@ -133,6 +182,10 @@ struct Settings {
     rate_window_ms: u64,
     call_timeout: Duration,
     events_maxlen: u64,
+    max_meta_bytes: u64,
+    max_state_bytes: u64,
+    /// `WAIT` after each write: (replicas, timeout ms).
+    wait: Option<(u32, u64)>,
 }
 
 fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
@@ -178,9 +231,77 @@ impl RedisRegistryBuilder {
     }
 
     /// Close a session not [confirmed](RedisRegistry::confirm) this long
-    /// after its creation.
+    /// after its creation (default [`DEFAULT_INIT_TIMEOUT`], 30 s). This is
+    /// what reclaims the slot of a create whose reply never reached its
+    /// caller (lost connection, timeout) if the compensating close fails
+    /// too.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = Some(timeout);
+        self
+    }
+
+    /// No init deadline: sessions stay pending until confirmed, closed or
+    /// expired otherwise. Only for hosts that never leave a session
+    /// unconfirmed: a create whose reply was lost and whose compensating
+    /// close failed then holds its slot until another limit ends it.
+    pub fn no_init_timeout(mut self) -> Self {
+        self.init_timeout = None;
+        self
+    }
+
+    /// The most bytes of metadata (field names + values) one session may
+    /// hold (default [`DEFAULT_MAX_META_BYTES`], 64 KiB). A write past it
+    /// fails with [`StoreError::TooLarge`] (HTTP 413) and changes nothing.
+    pub fn max_meta_bytes(mut self, bytes: u64) -> Self {
+        self.max_meta_bytes = bytes;
+        self
+    }
+
+    /// The most bytes of integration state one session may hold (default
+    /// [`DEFAULT_MAX_STATE_BYTES`], 64 KiB): for the rmcp integration, the
+    /// stored `initialize` parameters; an `initialize` whose parameters
+    /// exceed it is answered 413.
+    pub fn max_state_bytes(mut self, bytes: u64) -> Self {
+        self.max_state_bytes = bytes;
+        self
+    }
+
+    /// The fleet secret (at least 16 bytes, the same on every instance):
+    /// principals are stored in Redis as HMAC-SHA256(secret, principal),
+    /// so a dump of Redis does not reveal which known principal owns a
+    /// session, and digests do not match across fleets. Without it,
+    /// [`connect`](Self::connect) reads the environment variable
+    /// [`SECRET_ENV`]. Changing it makes every bound session unreachable
+    /// to its principal (they then expire).
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(Secret(secret.into()));
+        self
+    }
+
+    /// Durability across a failover: after each write (create, close,
+    /// confirm, metadata, purge; not the touch of a lookup), `WAIT
+    /// replicas timeout` until that many replicas acknowledged it. Redis
+    /// replicates asynchronously, so without it an acknowledged write can
+    /// be lost when the master fails and a replica is promoted; with it a
+    /// write is acknowledged only once `replicas` replicas have it (lost
+    /// then only if all of them fail too). A write that did not reach them
+    /// in time fails with [`StoreUnavailable::NotReplicated`] (503): it
+    /// did happen on the master (a create is then reclaimed as after a
+    /// timeout; a close may be repeated). Costs one more round trip plus
+    /// the replication delay per write; `timeout` should be below the call
+    /// timeout. `replicas` 0 turns it off (the default).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.wait = Some((replicas, timeout));
+        self
+    }
+
+    /// Connect even if Redis's `maxmemory-policy` can evict the registry's
+    /// keys (`allkeys-*`), logging a warning instead of failing with
+    /// [`RedisBuildError::EvictingPolicy`]. Evicted keys lose sessions
+    /// without close events (the exact bound and binding still fail
+    /// closed: a session whose owner entry is gone is found by nobody).
+    pub fn allow_evicting_policy(mut self, allow: bool) -> Self {
+        self.allow_evicting_policy = allow;
         self
     }
 
@@ -244,49 +365,146 @@ impl RedisRegistryBuilder {
             rate_window_ms,
             call_timeout: self.call_timeout,
             events_maxlen: self.events_maxlen,
+            max_meta_bytes: self.max_meta_bytes,
+            max_state_bytes: self.max_state_bytes,
+            wait: match self.wait {
+                None => None,
+                Some((0, _)) => None,
+                Some((n, timeout)) => {
+                    Some((n, timeout_ms("wait_for_replicas timeout", Some(timeout))?))
+                }
+            },
         })
+    }
+
+    fn secret_key(&self) -> Result<Vec<u8>, RedisBuildError> {
+        let secret = match &self.secret {
+            Some(Secret(bytes)) => bytes.clone(),
+            None => std::env::var_os(SECRET_ENV)
+                .map(|v| v.into_encoded_bytes())
+                .unwrap_or_default(),
+        };
+        if secret.len() < 16 {
+            return Err(RedisBuildError::Secret);
+        }
+        Ok(secret)
     }
 
     /// Checks the settings and connects to `url` (`redis://host:port/db`,
     /// `rediss://...`, `redis+unix:///path`). The connection is redis-rs's
     /// `ConnectionManager`: multiplexed, and reconnecting by itself after a
     /// failure. The scripts are loaded on first use (`EVALSHA`, with a
-    /// `SCRIPT LOAD` on `NOSCRIPT`, e.g. after Redis restarted).
+    /// `SCRIPT LOAD` on `NOSCRIPT`, e.g. after Redis restarted). Checks
+    /// Redis's `maxmemory-policy` (see
+    /// [`allow_evicting_policy`](Self::allow_evicting_policy)).
     ///
     /// # Errors
     ///
     /// [`RedisBuildError::Config`] / [`RedisBuildError::InvalidPrefix`] for
-    /// bad settings, [`RedisBuildError::Url`] for a bad URL,
+    /// bad settings, [`RedisBuildError::Secret`] without a fleet secret,
+    /// [`RedisBuildError::Url`] for a bad URL,
     /// [`RedisBuildError::Unavailable`] if Redis cannot be reached within
-    /// the call timeout.
+    /// the call timeout, [`RedisBuildError::EvictingPolicy`].
     pub async fn connect(self, url: &str) -> Result<RedisRegistry, RedisBuildError> {
+        let target = Target::node(url).map_err(RedisBuildError::Url)?;
+        self.connect_to(target).await
+    }
+
+    /// As [`connect`](Self::connect), to a Redis Cluster known by `seeds`
+    /// (`redis://host:port/` of one or more nodes; the client learns the
+    /// others and the slot map from them). Every key of the registry
+    /// carries the hash tag `{prefix}`, so a registry lives in one slot
+    /// and each operation is still one atomic script; redis-rs's cluster
+    /// client follows `MOVED` and `ASK` redirections (a slot migration or
+    /// a failover) and retries `TRYAGAIN` within the call timeout.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); [`RedisBuildError::Url`] also for an
+    /// empty seed list.
+    pub async fn connect_cluster<S: AsRef<str>>(
+        self,
+        seeds: &[S],
+    ) -> Result<RedisRegistry, RedisBuildError> {
+        let seeds: Vec<String> = seeds.iter().map(|s| s.as_ref().to_owned()).collect();
+        let target = Target::cluster(&seeds, self.call_timeout).map_err(RedisBuildError::Url)?;
+        self.connect_to(target).await
+    }
+
+    async fn connect_to(self, target: Target) -> Result<RedisRegistry, RedisBuildError> {
         let settings = self.check()?;
-        let client = redis::Client::open(url).map_err(RedisBuildError::Url)?;
-        let conn = with_timeout(
-            settings.call_timeout,
-            ConnectionManager::new_with_config(client.clone(), manager_config(&settings)),
-        )
-        .await?;
+        let secret = self.secret_key()?;
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&secret)
+            .map_err(|_| RedisBuildError::Secret)?;
+        let timeout = settings.call_timeout;
+        let conn = with_timeout(timeout, target.connect(timeout, timeout)).await?;
+        check_policy(&conn, timeout, self.allow_evicting_policy).await?;
+        let slot = if target.is_cluster() {
+            let mut c = conn.clone();
+            with_timeout(
+                timeout,
+                redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(format!("{{{}}}", self.prefix))
+                    .query_async::<u16>(&mut c),
+            )
+            .await?
+        } else {
+            0
+        };
         Ok(RedisRegistry {
             inner: Arc::new(Inner {
                 conn,
-                client,
+                target,
                 keys: Keys::new(&self.prefix),
                 prefix: self.prefix,
                 settings,
                 scripts: Scripts::new(),
+                mac,
+                slot,
             }),
         })
     }
 }
 
-fn manager_config(settings: &Settings) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(settings.call_timeout))
-        .set_response_timeout(Some(settings.call_timeout))
-        .set_number_of_retries(2)
-        .set_min_delay(Duration::from_millis(10))
-        .set_max_delay(Duration::from_millis(200))
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// Refuses (or, with `allow`, warns about) a `maxmemory-policy` that can
+/// evict keys without a TTL. A Redis that hides `CONFIG` (some managed
+/// services) is let through with a warning.
+async fn check_policy(conn: &Conn, timeout: Duration, allow: bool) -> Result<(), RedisBuildError> {
+    let mut conn = conn.clone();
+    let reply: Result<Vec<String>, _> = with_timeout(
+        timeout,
+        redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn),
+    )
+    .await;
+    let policy = match reply {
+        Ok(pair) => pair.get(1).cloned().unwrap_or_default(),
+        Err(StoreUnavailable::Server(error)) => {
+            tracing::warn!(
+                target: super::LOG_TARGET,
+                %error,
+                "cannot read Redis's maxmemory-policy; make sure it is noeviction"
+            );
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if policy.starts_with("allkeys-") {
+        if !allow {
+            return Err(RedisBuildError::EvictingPolicy(policy));
+        }
+        tracing::warn!(
+            target: super::LOG_TARGET,
+            %policy,
+            "Redis may evict the session registry's keys: use maxmemory-policy noeviction"
+        );
+    }
+    Ok(())
 }
 
 /// Runs a Redis call under `timeout`, mapping every failure to
@@ -319,24 +537,17 @@ fn bad_reply(what: &str, value: &Value) -> StoreUnavailable {
     StoreUnavailable::Server(format!("unexpected reply to {what}: {value:?}"))
 }
 
-/// The SHA-256 of a principal, as stored and compared in Redis (empty for
-/// none). Comparing digests in Lua (not constant time) leaks at most how
-/// many leading bytes of two SHA-256 digests agree, which says nothing
-/// useful about the principal.
-fn digest(principal: Option<&[u8]>) -> Vec<u8> {
-    match principal {
-        Some(bytes) => Sha256::digest(bytes).to_vec(),
-        None => Vec::new(),
-    }
-}
-
 struct Inner {
-    conn: ConnectionManager,
-    client: redis::Client,
+    conn: Conn,
+    target: Target,
     keys: Keys,
     prefix: String,
     settings: Settings,
     scripts: Scripts,
+    /// HMAC-SHA256 keyed with the fleet secret, cloned per digest.
+    mac: HmacSha256,
+    /// The Redis Cluster hash slot of `{prefix}` (0 on one node).
+    slot: u16,
 }
 
 /// A distributed session registry on Redis: the semantics of
@@ -368,7 +579,8 @@ pub struct Created {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStats {
-    /// Live sessions (after removing the expired ones).
+    /// Live sessions (after removing up to [`SWEEP_BATCH`] expired ones per
+    /// deadline kind).
     pub live: u64,
     /// The configured capacity.
     pub max_sessions: u64,
@@ -388,6 +600,9 @@ pub struct RedisStats {
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
     pub rate_limited: u64,
+    /// Times a close-event subscriber found events it had not read trimmed
+    /// away or lost (see [`ClosedEvents`]), across the fleet.
+    pub events_gaps: u64,
 }
 
 impl RedisStats {
@@ -447,8 +662,42 @@ impl RedisRegistry {
         &self.inner.keys
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.inner.client
+    pub(crate) fn target(&self) -> &Target {
+        &self.inner.target
+    }
+
+    /// `true` if connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.target.is_cluster()
+    }
+
+    /// The most bytes of integration state a session may hold (see
+    /// [`RedisRegistryBuilder::max_state_bytes`]).
+    pub fn max_state_bytes(&self) -> u64 {
+        self.inner.settings.max_state_bytes
+    }
+
+    /// The init deadline (`None`: off).
+    pub fn init_timeout(&self) -> Option<Duration> {
+        match self.inner.settings.init_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// HMAC-SHA256(fleet secret, principal), as stored and compared in
+    /// Redis (empty for none). Comparing digests in Lua (not constant time)
+    /// leaks at most how many leading bytes of two MACs agree, which says
+    /// nothing useful about the principal or the secret.
+    fn digest(&self, principal: Option<&[u8]>) -> Vec<u8> {
+        match principal {
+            Some(bytes) => {
+                let mut mac = self.inner.mac.clone();
+                mac.update(bytes);
+                mac.finalize().into_bytes().to_vec()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Runs `script` with the shared keys, the two common arguments, then
@@ -456,7 +705,10 @@ impl RedisRegistry {
     /// because the connection dropped (e.g. Redis restarted, a failover, an
     /// idle connection killed) is sent once more on the reconnected
     /// connection if time remains; only for calls that are safe to repeat.
-    /// Also returns whether it was repeated.
+    /// A `TRYAGAIN`, `ASK` or `MOVED` (Redis Cluster migrating the slot; the
+    /// script did not run) is sent again after a short pause until the timeout, for every
+    /// call. Also returns whether it was repeated after a dropped
+    /// connection.
     async fn run_with(
         &self,
         script: &Script,
@@ -469,32 +721,66 @@ impl RedisRegistry {
             invocation.key(key);
         }
         invocation
-            .arg(&inner.keys.session_prefix)
-            .arg(inner.settings.events_maxlen);
+            .arg(inner.settings.events_maxlen)
+            .arg(SWEEP_BATCH);
         args(&mut invocation);
         let timeout = inner.settings.call_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut conn = inner.conn.clone();
-        let first = with_timeout(timeout, invocation.invoke_async::<Value>(&mut conn)).await;
-        match first {
-            Err(StoreUnavailable::Connection(error))
-                if retry && (error.is_connection_dropped() || error.is_io_error()) =>
-            {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    return Err(StoreUnavailable::Connection(error));
-                }
-                let mut conn = inner.conn.clone();
-                with_timeout(left, invocation.invoke_async::<Value>(&mut conn))
-                    .await
-                    .map(|value| (value, true))
-                    .map_err(|e| match e {
-                        StoreUnavailable::Timeout(_) => StoreUnavailable::Timeout(timeout),
-                        other => other,
-                    })
+        let mut repeated = false;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreUnavailable::Timeout(timeout));
             }
-            other => other.map(|value| (value, false)),
+            let mut conn = inner.conn.clone();
+            let error =
+                match tokio::time::timeout(left, invocation.invoke_async::<Value>(&mut conn)).await
+                {
+                    Err(_) => return Err(StoreUnavailable::Timeout(timeout)),
+                    Ok(Ok(value)) => return Ok((value, repeated)),
+                    Ok(Err(error)) => error,
+                };
+            if matches!(
+                error.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::Ask
+                        | redis::ServerErrorKind::Moved
+                )
+            ) {
+                // Redis Cluster moving the registry's slot (a redirection the
+                // cluster client gave up on after its own retries): the
+                // script did not run, so any call may be sent again.
+                tokio::time::sleep(left.min(TRY_AGAIN_PAUSE)).await;
+                continue;
+            }
+            if retry && !repeated && (error.is_connection_dropped() || error.is_io_error()) {
+                repeated = true;
+                continue;
+            }
+            return Err(unavailable(error));
         }
+    }
+
+    /// With [`wait_for_replicas`](RedisRegistryBuilder::wait_for_replicas),
+    /// waits until the replicas acknowledged the writes made so far.
+    async fn replicated(&self) -> Result<(), StoreUnavailable> {
+        let Some((replicas, timeout_ms)) = self.inner.settings.wait else {
+            return Ok(());
+        };
+        let mut conn = self.inner.conn.clone();
+        let acked = with_timeout(
+            self.inner.settings.call_timeout,
+            conn.wait(replicas, timeout_ms, self.inner.slot),
+        )
+        .await?;
+        if acked < u64::from(replicas) {
+            return Err(StoreUnavailable::NotReplicated {
+                acked,
+                wanted: replicas,
+            });
+        }
+        Ok(())
     }
 
     /// [`run_with`](Self::run_with), repeating after a dropped connection.
@@ -517,7 +803,7 @@ impl RedisRegistry {
     /// [`CreateError::AtCapacity`] (503), [`CreateError::Entropy`] or
     /// [`CreateError::IdCollision`]; [`StoreError::StoreUnavailable`].
     pub async fn create(&self, principal: Option<&[u8]>) -> Result<Created, StoreError> {
-        let digest = digest(principal);
+        let digest = self.digest(principal);
         // 122 random bits: a collision needs a broken id source; retry a few
         // times all the same, as the core does.
         for _ in 0..4 {
@@ -526,7 +812,7 @@ impl RedisRegistry {
             // Repeating a create is safe: the same id is sent again, and
             // if the first attempt did happen the script answers
             // `collision` for it, which is then our own session.
-            let (reply, repeated) = self
+            let sent = self
                 .run_with(&self.inner.scripts.create, true, |inv| {
                     inv.arg(id.to_string())
                         .arg(digest.as_slice())
@@ -538,10 +824,25 @@ impl RedisRegistry {
                         .arg(s.rate_max)
                         .arg(s.rate_window_ms);
                 })
-                .await?;
+                .await;
+            let (reply, repeated) = match sent {
+                Ok(done) => done,
+                Err(error) => {
+                    // The script may have run (or may still run) although
+                    // nobody will ever use the session: reclaim its slot.
+                    self.spawn_reclaim(id);
+                    return Err(error.into());
+                }
+            };
             let Value::Array(items) = &reply else {
                 return Err(bad_reply("create", &reply).into());
             };
+            if items.first().and_then(text) == Some("ok")
+                && let Err(error) = self.replicated().await
+            {
+                self.spawn_reclaim(id);
+                return Err(error.into());
+            }
             match items.first().and_then(text) {
                 Some("ok") => {
                     let seq = items.get(1).and_then(int).unwrap_or(0) as u64;
@@ -576,6 +877,48 @@ impl RedisRegistry {
         Err(CreateError::IdCollision.into())
     }
 
+    /// Closes, in the background, the session a failed create may have made
+    /// with `id` (reason `init_timeout`, only while it is still pending):
+    /// retried until it answers, for as long as the init deadline (after
+    /// which Redis reclaims it anyway), or 30 s without one. The close is
+    /// sent after the create on the same multiplexed connection, so Redis
+    /// runs it after the create if both arrive.
+    fn spawn_reclaim(&self, id: SessionId) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // the init deadline reclaims it
+        };
+        let registry = self.clone();
+        let give_up = self.init_timeout().unwrap_or(DEFAULT_INIT_TIMEOUT) + self.call_timeout();
+        runtime.spawn(async move {
+            let start = tokio::time::Instant::now();
+            loop {
+                match registry.close_op(&id, "abandon").await {
+                    Ok(reclaimed) => {
+                        tracing::info!(
+                            target: super::LOG_TARGET,
+                            session_id = %id,
+                            reclaimed,
+                            "create failed without a reply; its session is reclaimed"
+                        );
+                        return;
+                    }
+                    Err(_) if start.elapsed() < give_up => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            target: super::LOG_TARGET,
+                            session_id = %id,
+                            %error,
+                            "could not reclaim the session of a failed create"
+                        );
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
     /// Finds session `id` for `principal` and refreshes its idle deadline,
     /// in one call. Unknown, closed, evicted, expired (closed now with its
     /// expiry reason) and another principal's sessions are all
@@ -585,7 +928,7 @@ impl RedisRegistry {
     ///
     /// [`StoreError::Lookup`] (404), [`StoreError::StoreUnavailable`].
     pub async fn lookup(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<(), StoreError> {
-        let digest = digest(principal);
+        let digest = self.digest(principal);
         let idle_ms = self.inner.settings.idle_ms;
         let reply = self
             .run(&self.inner.scripts.lookup, |inv| {
@@ -622,7 +965,10 @@ impl RedisRegistry {
             })
             .await?;
         match int(&reply) {
-            Some(n) => Ok(n == 1),
+            Some(n) => {
+                self.replicated().await?;
+                Ok(n == 1)
+            }
             None => Err(bad_reply("close", &reply).into()),
         }
     }
@@ -659,11 +1005,16 @@ impl RedisRegistry {
         op: &str,
         args: &[&[u8]],
     ) -> Result<Value, StoreError> {
-        let digest = digest(principal);
+        let digest = self.digest(principal);
+        let s = &self.inner.settings;
         // `incr` is not safe to repeat (it would count twice).
         let (reply, _) = self
             .run_with(&self.inner.scripts.meta, op != "incr", |inv| {
-                inv.arg(id.to_string()).arg(digest.as_slice()).arg(op);
+                inv.arg(id.to_string())
+                    .arg(digest.as_slice())
+                    .arg(op)
+                    .arg(s.max_meta_bytes)
+                    .arg(s.max_state_bytes);
                 for arg in args {
                     inv.arg(*arg);
                 }
@@ -671,7 +1022,21 @@ impl RedisRegistry {
             .await?;
         match reply {
             Value::Nil => Err(LookupError::NotFound.into()),
-            reply => Ok(reply),
+            Value::Array(items) if items.first().and_then(text) == Some("too_large") => {
+                let size = items.get(1).and_then(int).unwrap_or(0) as u64;
+                let (what, limit) = if op == "rset" {
+                    ("state", s.max_state_bytes)
+                } else {
+                    ("metadata", s.max_meta_bytes)
+                };
+                Err(StoreError::TooLarge { what, size, limit })
+            }
+            reply => {
+                if op != "get" && op != "rget" {
+                    self.replicated().await?;
+                }
+                Ok(reply)
+            }
         }
     }
 
@@ -786,7 +1151,9 @@ impl RedisRegistry {
         }
     }
 
-    async fn purge_op(&self, with_stats: bool) -> Result<(u64, RedisStats), StoreError> {
+    /// One bounded sweep: (removed, whether more expired sessions remain,
+    /// live count and, `with_stats`, the counters).
+    async fn purge_op(&self, with_stats: bool) -> Result<(u64, bool, RedisStats), StoreError> {
         let reply = self
             .run(&self.inner.scripts.purge, |inv| {
                 inv.arg(if with_stats { "stats" } else { "" });
@@ -796,12 +1163,13 @@ impl RedisRegistry {
             return Err(bad_reply("purge", &reply).into());
         };
         let removed = items.first().and_then(int).unwrap_or(0) as u64;
+        let more = items.get(2).and_then(int) == Some(1);
         let mut stats = RedisStats {
             live: items.get(1).and_then(int).unwrap_or(0) as u64,
             max_sessions: self.inner.settings.max_sessions,
             ..RedisStats::default()
         };
-        for pair in items.get(2..).unwrap_or_default().chunks_exact(2) {
+        for pair in items.get(3..).unwrap_or_default().chunks_exact(2) {
             let n = int(&pair[1]).unwrap_or(0) as u64;
             match text(&pair[0]) {
                 Some("created") => stats.created = n,
@@ -812,10 +1180,11 @@ impl RedisRegistry {
                 Some("init_timeout") => stats.init_timeout = n,
                 Some("rejected_full") => stats.rejected_full = n,
                 Some("rate_limited") => stats.rate_limited = n,
+                Some("events_gaps") => stats.events_gaps = n,
                 _ => {}
             }
         }
-        Ok((removed, stats))
+        Ok((removed, more, stats))
     }
 
     /// Removes every expired session now (each closes with its expiry
@@ -828,16 +1197,27 @@ impl RedisRegistry {
     ///
     /// [`StoreError::StoreUnavailable`].
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        Ok(self.purge_op(false).await?.0)
+        // Bounded batches, one script each, so other clients' calls
+        // interleave however many sessions expired.
+        let mut total = 0;
+        loop {
+            let (removed, more, _) = self.purge_op(false).await?;
+            total += removed;
+            if !more {
+                return Ok(total);
+            }
+        }
     }
 
-    /// The live count (exact: expired sessions are removed first).
+    /// The live count (exact when no more than [`SWEEP_BATCH`] sessions per
+    /// deadline kind await removal; [`purge_expired`](Self::purge_expired)
+    /// first for an exact count after a long time without a reaper).
     ///
     /// # Errors
     ///
     /// [`StoreError::StoreUnavailable`].
     pub async fn len(&self) -> Result<u64, StoreError> {
-        Ok(self.purge_op(false).await?.1.live)
+        Ok(self.purge_op(false).await?.2.live)
     }
 
     /// `true` if no session is live.
@@ -855,7 +1235,7 @@ impl RedisRegistry {
     ///
     /// [`StoreError::StoreUnavailable`].
     pub async fn stats(&self) -> Result<RedisStats, StoreError> {
-        Ok(self.purge_op(true).await?.1)
+        Ok(self.purge_op(true).await?.2)
     }
 
     /// For each of `ids`, whether it is still in the registry (one round

@@ -1,21 +1,27 @@
 -- Shared by every script of mcp-session-core's Redis registry (prepended to
--- each one). All keys share the hash tag `{prefix}`, so a registry lives in
--- one Redis Cluster slot.
+-- each one). Every key a script touches is passed in KEYS (Redis's rule for
+-- scripts, which Redis Cluster and proxies rely on); all share the hash tag
+-- `{prefix}`, so a registry lives in one Redis Cluster slot.
 --
--- KEYS[1] fifo    ZSET id -> global creation sequence (the live sessions)
--- KEYS[2] idle    ZSET id -> idle deadline (ms, Redis server time)
--- KEYS[3] life    ZSET id -> max-lifetime deadline
--- KEYS[4] init    ZSET id -> init deadline (pending sessions only)
--- KEYS[5] seq     STRING the global creation sequence
--- KEYS[6] rate    ZSET grant sequence -> grant time (the sliding window)
--- KEYS[7] events  STREAM close events {id, reason}, MAXLEN ~ ARGV[2]
--- KEYS[8] stats   HASH monotonic counters
--- ARGV[1] the session-hash key prefix, `{prefix}:s:`
--- ARGV[2] the close-event stream's approximate MAXLEN
+-- KEYS[1]  fifo    ZSET id -> global creation sequence (the live sessions)
+-- KEYS[2]  idle    ZSET id -> idle deadline (ms, Redis server time)
+-- KEYS[3]  life    ZSET id -> max-lifetime deadline
+-- KEYS[4]  init    ZSET id -> init deadline (pending sessions only)
+-- KEYS[5]  seq     STRING the global creation sequence
+-- KEYS[6]  rate    ZSET grant sequence -> grant time (the sliding window)
+-- KEYS[7]  events  STREAM close events {id, reason, n}, MAXLEN ~ ARGV[1]
+-- KEYS[8]  stats   HASH monotonic counters
+-- KEYS[9]  owner   HASH id -> principal digest ('' = unbound); a live
+--                  session without an entry here is not found by anyone
+-- KEYS[10] data    HASH id -> MessagePack map of the session's fields
+--                  (`m:<name>` metadata, `r:<name>` integration state)
+-- ARGV[1] the close-event stream's approximate MAXLEN
+-- ARGV[2] the most expired sessions one call removes per deadline set
 local K_FIFO, K_IDLE, K_LIFE, K_INIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SEQ, K_RATE, K_EVENTS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local S_PREFIX = ARGV[1]
-local EVENTS_MAXLEN = ARGV[2]
+local K_OWNER, K_DATA = KEYS[9], KEYS[10]
+local EVENTS_MAXLEN = ARGV[1]
+local SWEEP_BATCH = tonumber(ARGV[2])
 
 -- Redis server time in ms: every instance sees the same clock.
 local function now_ms()
@@ -32,26 +38,36 @@ local function remove(id, reason)
   redis.call('ZREM', K_IDLE, id)
   redis.call('ZREM', K_LIFE, id)
   redis.call('ZREM', K_INIT, id)
-  redis.call('DEL', S_PREFIX .. id)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'id', id, 'reason', reason)
+  redis.call('HDEL', K_OWNER, id)
+  redis.call('HDEL', K_DATA, id)
+  -- `n` numbers the events consecutively, so that a reader can tell that
+  -- events it had not read were trimmed away.
+  local n = redis.call('HINCRBY', K_STATS, 'events', 1)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'id', id, 'reason', reason, 'n', n)
   redis.call('HINCRBY', K_STATS, reason, 1)
   return true
 end
 
--- Removes every session whose deadline in `key` is <= now.
+-- Removes at most SWEEP_BATCH sessions whose deadline in `key` is <= now
+-- (the oldest deadlines first), so one call's work is bounded however many
+-- sessions expired. Returns how many were live.
 local function sweep_set(key, now, reason)
-  local ids = redis.call('ZRANGEBYSCORE', key, '-inf', now)
+  local ids = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'LIMIT', 0, SWEEP_BATCH)
   local n = 0
   for _, id in ipairs(ids) do
-    if remove(id, reason) then n = n + 1 end
+    if remove(id, reason) then
+      n = n + 1
+    else
+      -- An entry of a session already gone (cannot normally exist).
+      redis.call('ZREM', key, id)
+    end
   end
-  -- Entries of sessions already gone (cannot normally exist; belt and braces).
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   return n
 end
 
--- Removes every expired session. After it, ZCARD(fifo) is exactly the
--- number of live, unexpired sessions.
+-- Removes up to SWEEP_BATCH expired sessions per deadline set. If any
+-- session has expired, at least one is removed: a create at capacity then
+-- gets its slot from an expired session, never from a live one.
 local function sweep(now)
   return sweep_set(K_LIFE, now, 'max_lifetime')
     + sweep_set(K_INIT, now, 'init_timeout')
@@ -75,14 +91,48 @@ local function check_live(id, now)
 end
 
 -- Live, unexpired and visible to the presented principal digest ('' = none).
--- A session stored with an empty digest is unbound (any caller finds it).
+-- A session stored with an empty digest is unbound (any caller finds it); a
+-- session whose owner entry is missing (it cannot be missing unless Redis
+-- lost data) is found by nobody: binding fails closed.
 local function visible(id, digest, now)
   if not check_live(id, now) then
     return false
   end
-  local bound = redis.call('HGET', S_PREFIX .. id, 'p')
-  if bound and bound ~= '' and bound ~= digest then
+  local bound = redis.call('HGET', K_OWNER, id)
+  if not bound then
+    return false
+  end
+  if bound ~= '' and bound ~= digest then
     return false
   end
   return true
+end
+
+-- The session's fields (a table name -> value), {} if none.
+local function load_data(id)
+  local packed = redis.call('HGET', K_DATA, id)
+  if not packed then
+    return {}
+  end
+  return cmsgpack.unpack(packed)
+end
+
+-- Stores the session's fields; an empty table removes the entry.
+local function store_data(id, fields)
+  if next(fields) == nil then
+    redis.call('HDEL', K_DATA, id)
+  else
+    redis.call('HSET', K_DATA, id, cmsgpack.pack(fields))
+  end
+end
+
+-- Bytes (names + values) of the fields whose name starts with `kind`.
+local function data_bytes(fields, kind)
+  local n = 0
+  for name, value in pairs(fields) do
+    if string.sub(name, 1, 2) == kind then
+      n = n + #name - 2 + #value
+    end
+  end
+  return n
 end

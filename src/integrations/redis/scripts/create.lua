@@ -1,4 +1,5 @@
--- create: sweep expired, rate limit, bound (evict the oldest or reject), insert.
+-- create: recognise a repeat, sweep (bounded), rate limit, bound (evict the
+-- oldest or reject), insert.
 -- ARGV[3] id, ARGV[4] principal digest ('' = unbound), ARGV[5] max_sessions,
 -- ARGV[6] evict (1) or reject (0), ARGV[7] idle ms, ARGV[8] lifetime ms,
 -- ARGV[9] init ms (0 = off each), ARGV[10] rate max, ARGV[11] rate window ms
@@ -9,6 +10,16 @@ local id, digest = ARGV[3], ARGV[4]
 local max_sessions, evict = tonumber(ARGV[5]), ARGV[6] == '1'
 local idle_ms, life_ms, init_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local rate_max, rate_window = tonumber(ARGV[10]), tonumber(ARGV[11])
+
+-- The id is taken. Checked first, before the rate limit and the bound: a
+-- repeated create (its first reply was lost) finds its own session here
+-- (same id and principal, {'collision', seq, 1}) and is not refused for a
+-- session it already holds.
+local taken = redis.call('ZSCORE', K_FIFO, id)
+if taken then
+  local same = redis.call('HGET', K_OWNER, id) == digest
+  return {'collision', tonumber(taken), same and 1 or 0}
+end
 
 local now = now_ms()
 sweep(now)
@@ -22,17 +33,6 @@ if rate_max > 0 then
     redis.call('HINCRBY', K_STATS, 'rate_limited', 1)
     return {'rate_limited', retry}
   end
-end
-
--- The id is taken. A repeated create (its first reply was lost) finds its
--- own session here: same id and principal, returned as {'collision', seq, 1}.
-local taken = redis.call('ZSCORE', K_FIFO, id)
-if taken then
-  local same = redis.call('HGET', S_PREFIX .. id, 'p') == digest
-  return {'collision', tonumber(taken), same and 1 or 0}
-end
-if redis.call('EXISTS', S_PREFIX .. id) == 1 then
-  return {'collision', 0, 0}
 end
 
 local reply = {'ok', 0}
@@ -56,7 +56,7 @@ if rate_max > 0 then
   redis.call('ZADD', K_RATE, now, seq)
 end
 redis.call('ZADD', K_FIFO, seq, id)
-redis.call('HSET', S_PREFIX .. id, 'p', digest, 'c', now, 'q', seq)
+redis.call('HSET', K_OWNER, id, digest)
 if idle_ms > 0 then redis.call('ZADD', K_IDLE, now + idle_ms, id) end
 if life_ms > 0 then redis.call('ZADD', K_LIFE, now + life_ms, id) end
 if init_ms > 0 then redis.call('ZADD', K_INIT, now + init_ms, id) end
