@@ -85,6 +85,8 @@ mod reaper;
 #[cfg(not(mcp_session_core_loom))]
 pub mod ffi;
 
+// Rust-only, like `core`: nothing of it belongs in the C header.
+/// cbindgen:ignore
 #[cfg(all(any(feature = "rmcp", feature = "redis"), not(mcp_session_core_loom)))]
 pub mod integrations;
 
