@@ -59,8 +59,8 @@ for t in "${targets[@]}"; do
   # only read. -timeout: an input that runs for 10 s is a hang.
   cargo +nightly fuzz run --debug-assertions "$t" "$runs" "$seeds" -- \
     -max_total_time="$SECS" -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
-  execs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -n 1)
-  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1 | sed 's/corp: //')
+  execs=$(grep -a -E '^stat::number_of_executed_units:' "$log" | awk '{print $2}' | tail -n 1)
+  corp=$(grep -a -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1 | sed 's/corp: //')
   files=$(find "$runs" -type f | wc -l)
   line="$t: ${execs:-?} executions, corpus ${corp:-?} (units/bytes), $files new files in fuzz/runs/$t"
   if [ "$rc" -ne 0 ]; then
