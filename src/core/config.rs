@@ -265,6 +265,7 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     }
 }
 
+#[cfg(feature = "rmcp")]
 impl<V> RegistryBuilder<V> {
     /// The idle timeout set so far, if any (for integrations that apply
     /// their own default when none is set).

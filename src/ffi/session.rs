@@ -6,7 +6,7 @@ use super::panic::ffi_boundary;
 use super::registry::{MSC_SESSION_ID_LEN, msc_registry, registry_ref};
 use super::status::msc_status;
 use super::util::{read_id, read_principal, read_principal_bytes, write_id};
-use crate::{CreateError, SessionId};
+use crate::{CreateError, LookupError, SessionId, SessionRegistry};
 
 /// Creates a session holding `tag`, bound to `principal` if it is not NULL
 /// (then only `msc_session_get` calls presenting the same principal find
@@ -192,11 +192,32 @@ unsafe fn get(
     out_tag: *mut u64,
 ) -> msc_status {
     // SAFETY: forwarded caller contract.
+    unsafe {
+        tag_call(registry, id, out_tag, |registry, id| {
+            registry.with_session(id, principal, |tag| *tag)
+        })
+    }
+}
+
+/// The shape of `get` and `take`: the registry and id arguments checked,
+/// then `op`, whose tag goes to `*out_tag` (if not NULL) on success.
+///
+/// # Safety
+///
+/// `registry` is NULL or live; `id` is NULL or NUL-terminated (or readable
+/// for 37 bytes); `out_tag` is NULL or writable.
+unsafe fn tag_call(
+    registry: *mut msc_registry,
+    id: *const c_char,
+    out_tag: *mut u64,
+    op: impl FnOnce(&SessionRegistry<u64>, &SessionId) -> Result<u64, LookupError>,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
     let (registry, id) = match unsafe { registry_and_id(registry, id) } {
         Ok(args) => args,
         Err(status) => return status,
     };
-    match registry.inner.with_session(&id, principal, |tag| *tag) {
+    match op(&registry.inner, &id) {
         // SAFETY: forwarded caller contract (NULL or writable).
         Ok(tag) => unsafe { write_optional(out_tag, tag) },
         Err(err) => err.into(),
@@ -273,14 +294,10 @@ unsafe fn take(
     out_tag: *mut u64,
 ) -> msc_status {
     // SAFETY: forwarded caller contract.
-    let (registry, id) = match unsafe { registry_and_id(registry, id) } {
-        Ok(args) => args,
-        Err(status) => return status,
-    };
-    match registry.inner.take(&id, principal) {
-        // SAFETY: forwarded caller contract (NULL or writable).
-        Ok(session) => unsafe { write_optional(out_tag, *session) },
-        Err(err) => err.into(),
+    unsafe {
+        tag_call(registry, id, out_tag, |registry, id| {
+            registry.take(id, principal).map(|session| *session)
+        })
     }
 }
 
