@@ -6,68 +6,31 @@
 //! and the bound kept. (The two-process exactness test on a cluster is in
 //! `redis_exactness.rs`.)
 
+mod fleet_support;
 mod redis_support;
 mod rmcp_support;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use mcp_session_core::SessionId;
-use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
+use fleet_support::Instance;
 use redis_support::cluster::RedisCluster;
-use rmcp_support::{RawClient, app, eventually};
-use tokio_util::sync::CancellationToken;
+use rmcp_support::{RawClient, eventually};
 
-struct Instance {
-    addr: SocketAddr,
-    manager: Arc<RedisSessionManager>,
-    shutdown: CancellationToken,
-}
-
-impl Instance {
-    async fn start(cluster: &RedisCluster, flags: &[&str]) -> Self {
-        let seeds = cluster.seeds().join(",");
-        let secret = redis_support::secret_file();
-        let secret = secret.to_str().unwrap();
-        let argv = ["mcp_server", "--port", "0", "--redis-cluster", &seeds]
-            .into_iter()
-            .chain(["--redis-secret-file", secret])
-            .chain(flags.iter().copied());
-        let args = app::Args::try_parse_from(argv).expect("valid flags");
-        let server = app::bind_redis(&args).await.expect("server binds");
-        assert!(server.manager.registry().is_cluster());
-        let instance = Self {
-            addr: server.addr,
-            manager: server.manager.clone(),
-            shutdown: server.shutdown_token(),
-        };
-        tokio::spawn(server.run());
-        instance
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-
-    fn hosts(&self, id: &str) -> bool {
-        self.manager.hosts(&SessionId::parse(id).unwrap())
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// An example server on `cluster`, checked to be in cluster mode.
+async fn start(cluster: &RedisCluster, flags: &[&str]) -> Instance {
+    let seeds = cluster.seeds().join(",");
+    let instance = Instance::start(["--redis-cluster", &seeds], flags).await;
+    assert!(instance.manager.registry().is_cluster());
+    instance
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_between_instances_on_a_cluster() {
     let cluster = RedisCluster::start();
-    let a = Instance::start(&cluster, &["--max-sessions", "3"]).await;
-    let b = Instance::start(&cluster, &["--max-sessions", "3"]).await;
+    let a = start(&cluster, &["--max-sessions", "3"]).await;
+    let b = start(&cluster, &["--max-sessions", "3"]).await;
 
     let mut client = RawClient::new(&a.url());
     assert_eq!(client.initialize().await.status, 200);

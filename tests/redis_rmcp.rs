@@ -6,67 +6,27 @@
 //! one instance stops the worker on the other; Redis down is 503 with
 //! Retry-After, and sessions Redis lost are dropped by their hosts.
 
+mod fleet_support;
 mod redis_support;
 mod rmcp_support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use mcp_session_core::SessionId;
-use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
+use fleet_support::Instance;
 use redis_support::RedisServer;
-use rmcp_support::{RawClient, app, eventually};
+use rmcp_support::{RawClient, eventually};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-struct Instance {
-    addr: SocketAddr,
-    manager: Arc<RedisSessionManager>,
-    shutdown: CancellationToken,
-}
-
-impl Instance {
-    async fn start(redis: &RedisServer, flags: &[&str]) -> Self {
-        let url = redis.url();
-        let secret = redis_support::secret_file();
-        let secret = secret.to_str().unwrap();
-        let argv = ["mcp_server", "--port", "0", "--redis", &url]
-            .into_iter()
-            .chain(["--redis-secret-file", secret])
-            .chain(flags.iter().copied());
-        let args = app::Args::try_parse_from(argv).expect("valid flags");
-        let server = app::bind_redis(&args).await.expect("server binds");
-        let instance = Self {
-            addr: server.addr,
-            manager: server.manager.clone(),
-            shutdown: server.shutdown_token(),
-        };
-        tokio::spawn(server.run());
-        instance
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-
-    fn hosts(&self, id: &str) -> bool {
-        self.manager.hosts(&SessionId::parse(id).unwrap())
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// An example server on `redis`.
+async fn start(redis: &RedisServer, flags: &[&str]) -> Instance {
+    Instance::start(["--redis", &redis.url()], flags).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_between_instances_and_closes_everywhere() {
     let mut redis = RedisServer::start();
-    let a = Instance::start(&redis, &["--max-sessions", "3"]).await;
-    let b = Instance::start(&redis, &["--max-sessions", "3"]).await;
+    let a = start(&redis, &["--max-sessions", "3"]).await;
+    let b = start(&redis, &["--max-sessions", "3"]).await;
 
     // Initialize on A; its counter lives in the session's Redis metadata.
     let mut client = RawClient::new(&a.url());
@@ -177,7 +137,7 @@ async fn a_session_moves_between_instances_and_closes_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_in_close_events_reconciles_at_once_and_oversized_initialize_is_413() {
     let redis = RedisServer::start();
-    let a = Instance::start(&redis, &["--max-sessions", "3"]).await;
+    let a = start(&redis, &["--max-sessions", "3"]).await;
     let started = std::time::Instant::now();
     let mut client = RawClient::new(&a.url());
     assert_eq!(client.initialize().await.status, 200);
