@@ -2,6 +2,8 @@
 //! HTTP app. A module of its own so that the integration tests
 //! (`tests/rmcp_*.rs`) run exactly this code in-process.
 
+pub mod auth;
+
 use std::error::Error;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -90,6 +92,31 @@ pub struct Args {
     /// share their sessions.
     #[arg(long, default_value = "mcp-sessions")]
     pub redis_prefix: String,
+    /// Authenticate every `/mcp` request: FILE holds `TOKEN PRINCIPAL`
+    /// lines (`#` comments). A request without a valid
+    /// `Authorization: Bearer TOKEN` gets 401 (`WWW-Authenticate: Bearer`),
+    /// and each session is bound to its creator's principal: another
+    /// principal presenting its id gets 404. `/stats` stays open.
+    #[arg(long, value_name = "FILE")]
+    pub bearer_tokens: Option<std::path::PathBuf>,
+}
+
+/// The `--bearer-tokens` file, loaded, if the flag is given.
+fn bearer_tokens(args: &Args) -> Result<Option<Arc<auth::BearerTokens>>, String> {
+    let Some(path) = &args.bearer_tokens else {
+        return Ok(None);
+    };
+    let tokens = auth::BearerTokens::load(path)?;
+    tracing::info!(tokens = tokens.len(), "bearer-token authentication on /mcp");
+    Ok(Some(Arc::new(tokens)))
+}
+
+/// `router` behind the bearer-token check when there are tokens.
+fn authenticated(router: Router, tokens: Option<Arc<auth::BearerTokens>>) -> Router {
+    match tokens {
+        Some(tokens) => auth::protect(router, tokens),
+        None => router,
+    }
 }
 
 /// `--on-full`.
@@ -461,6 +488,7 @@ async fn listeners(
 /// admin port). Call inside a tokio runtime.
 pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     let allowed_hosts = allowed_hosts(args)?;
+    let tokens = bearer_tokens(args)?;
     let closes = Arc::new(Closes::default());
     let mut registry = SessionRegistry::builder()
         .max_sessions(args.max_sessions)
@@ -490,7 +518,11 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
         .max(Duration::from_millis(10));
     let counted = closes.clone();
     registry = registry.on_close(move |closed| counted.count(closed.reason));
-    let mut manager = RegistrySessionManager::builder(registry).reaper_interval(reaper_interval);
+    let mut manager = RegistrySessionManager::builder(registry)
+        .reaper_interval(reaper_interval)
+        // With authentication every request carries a principal; fail
+        // closed should one ever arrive without.
+        .require_principal(tokens.is_some());
     // The command line's `off` is the explicit opt-out of the manager's
     // default idle limit and init deadline.
     if args.idle_timeout.0.is_none() {
@@ -525,7 +557,10 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
             async move { Json(json) }
         }),
     );
-    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let mcp = authenticated(
+        Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
+        tokens,
+    );
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
@@ -574,6 +609,7 @@ pub async fn bind_redis(
     args: &Args,
 ) -> Result<Server<RedisSessionManager>, Box<dyn Error + Send + Sync>> {
     let allowed_hosts = allowed_hosts(args)?;
+    let tokens = bearer_tokens(args)?;
     let mut registry = RedisRegistry::builder()
         .prefix(args.redis_prefix.clone())
         .max_sessions(args.max_sessions)
@@ -647,7 +683,10 @@ pub async fn bind_redis(
             }
         }),
     );
-    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let mcp = authenticated(
+        Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
+        tokens,
+    );
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
