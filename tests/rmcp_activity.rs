@@ -159,6 +159,62 @@ async fn last_event_id_resumes_a_live_session_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_resumes_a_requests_stream_to_its_result() {
+    // A tools/call whose POST stream drops mid-way: resuming with the id of
+    // its last progress event (`INDEX/HTTP_REQUEST_ID`) replays the rest and
+    // delivers the result; the resumed stream is a request in flight (the
+    // in-flight ticker) so the session outlives a short idle timeout.
+    let server = start(&["--idle-timeout", "400ms"]).await;
+    let mut client = RawClient::new(&server.url());
+    assert_eq!(client.initialize().await.status, 200);
+    let session = client.session.clone().unwrap();
+    let response = reqwest::Client::new()
+        .post(server.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {
+                "name": "work", "arguments": {"ms": 1_200},
+                "_meta": {"progressToken": "p9"}
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = EventReader::new(response);
+    let last = loop {
+        let event = events.next(Duration::from_secs(2)).await.expect("progress");
+        if let (Some(id), Some(message)) = (&event.id, &event.message)
+            && message["method"] == "notifications/progress"
+        {
+            break id.clone();
+        }
+    };
+    assert!(last.contains('/'), "a request stream's event id: {last}");
+    drop(events);
+
+    let resumed = client.open_stream(Some(&last)).await;
+    assert_eq!(resumed.status(), 200);
+    let mut resumed = EventReader::new(resumed);
+    let mut result = None;
+    while let Some(event) = resumed.next(Duration::from_secs(3)).await {
+        if let Some(message) = event.message
+            && message["id"] == 9
+        {
+            result = Some(message);
+            break;
+        }
+    }
+    let result = result.expect("the result arrives on the resumed stream");
+    assert_eq!(result["result"]["content"][0]["text"], "done");
+    assert_eq!(client.counter().await.unwrap(), 1);
+    assert_eq!(server.stats().await["expired"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_notifications_initialized_confirms_a_session() {
     let server = start(&["--init-timeout", "400ms", "--idle-timeout", "off"]).await;
     let url = server.url();

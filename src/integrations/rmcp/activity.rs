@@ -15,6 +15,10 @@
 //!   timeout, so a request in flight never lets its session idle-expire, even
 //!   if it sends nothing for a while.
 //!
+//! A stream resumed with `Last-Event-ID` gets the ticker when the id names a
+//! request's stream (rmcp's event ids are `INDEX/HTTP_REQUEST_ID` there and a
+//! bare `INDEX` on the standalone stream): the request is still in flight.
+//!
 //! A standalone GET stream gets no ticker: holding one open is not work, so a
 //! session whose only sign of life is an open, silent GET stream still
 //! idle-expires (and the stream then ends). `max_lifetime` is never
@@ -40,6 +44,13 @@ fn touch(registry: &SessionRegistry<RmcpSession>, session: &Session<RmcpSession>
 /// The ticker period for an idle timeout: a quarter of it.
 pub(crate) fn tick_period(idle_timeout: Duration) -> Duration {
     (idle_timeout / 4).max(MIN_TICK)
+}
+
+/// Whether a `Last-Event-ID` names an event of a request's stream (rmcp's
+/// `INDEX/HTTP_REQUEST_ID`) rather than of the standalone GET stream
+/// (`INDEX`).
+pub(crate) fn resumes_request(last_event_id: &str) -> bool {
+    last_event_id.contains('/')
 }
 
 /// `stream`, touching `session` on every item; with `tick`, also every
@@ -77,4 +88,17 @@ where
         touch(&registry, &session);
         item
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_streams_are_told_from_the_standalone_stream() {
+        assert!(resumes_request("3/1"));
+        assert!(resumes_request("0/17"));
+        assert!(!resumes_request("3"));
+        assert!(!resumes_request(""));
+    }
 }

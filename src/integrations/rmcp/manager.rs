@@ -428,6 +428,11 @@ impl SessionManager for RegistrySessionManager {
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let session = self.find(id)?;
+        // Resuming a request's stream resumes a request in flight: it gets
+        // the in-flight ticker, as the stream it replaces had.
+        let tick = activity::resumes_request(&last_event_id)
+            .then(|| self.in_flight_tick())
+            .flatten();
         let result = async {
             let last_event_id: EventId = last_event_id.parse()?;
             let receiver = session.handle().resume(last_event_id).await?;
@@ -435,7 +440,7 @@ impl SessionManager for RegistrySessionManager {
         }
         .await;
         let stream = self.settle(&session, result)?;
-        Ok(activity::watch(&self.registry, session, stream, None))
+        Ok(activity::watch(&self.registry, session, stream, tick))
     }
 }
 
