@@ -79,6 +79,7 @@ mod layer;
 mod manager;
 mod principal;
 mod refusals;
+mod request_state;
 pub(crate) mod response;
 pub(crate) mod scope;
 mod session;
@@ -93,4 +94,8 @@ pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};
 pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
 pub use refusals::Refusals;
+pub use request_state::{
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_STATE_TTL, GuardBuildError, RequestBinding, RequestStateGuard,
+    RequestStateGuardBuilder, StateRejected, request_principal,
+};
 pub use session::RmcpSession;
