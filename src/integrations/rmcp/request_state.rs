@@ -383,8 +383,8 @@ impl RequestStateGuard {
         self.inner.nonces.len()
     }
 
-    /// The nonce registry (its stats: created = sealed, closed with reason
-    /// `Redeemed` = opened).
+    /// The nonce registry (in its stats, `created` counts sealed states,
+    /// `redeemed` opened ones, `evicted` and `expired` those lost).
     pub fn nonces(&self) -> &SessionRegistry<()> {
         &self.inner.nonces
     }
