@@ -22,7 +22,11 @@ use mcp_session_core::integrations::rmcp::{
 };
 use mcp_session_core::{CloseReason, OnFull, SessionId, SessionRegistry, Stats};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::ProgressNotificationParam;
+use rmcp::model::{
+    ErrorData, Implementation, ListResourcesResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
@@ -440,14 +444,44 @@ impl DemoServer {
     }
 }
 
-#[tool_handler(
-    router = self.tool_router,
-    name = "mcp-session-core-demo",
-    instructions = "Tools: echo (returns its text), counter (a per-session counter, or a \
-                    handle's), open_counter (a counter handle, for clients without sessions), \
-                    work (a long call with progress), notify (server notifications)."
-)]
-impl ServerHandler for DemoServer {}
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        // Prompts (none) and resources (the handle store) are advertised
+        // so that their list/read results carry 2026-07-28 cache hints.
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "mcp-session-core-demo",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Tools: echo (returns its text), counter (a per-session counter, or a handle's), \
+                 open_counter (a counter handle, for clients without sessions), work (a long \
+                 call with progress), notify (server notifications).",
+            )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(self.resources())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.read(&request.uri).map(Into::into)
+    }
+}
 
 /// Sessions closed per reason, counted by the manager's close callback.
 #[derive(Debug, Default)]

@@ -8,7 +8,8 @@ use mcp_session_core::integrations::rmcp::{RequestBinding, request_principal};
 use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::model::{
     CallToolResponse, CallToolResult, ContentBlock, ErrorData, InputRequest, InputRequests,
-    InputRequiredResult, JsonObject,
+    InputRequiredResult, JsonObject, ListResourcesResult, ReadResourceResult, Resource,
+    ResourceContents,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, tool, tool_router};
@@ -147,4 +148,40 @@ fn confirm_request() -> Result<InputRequests, ErrorData> {
     }))
     .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
     Ok(InputRequests::from([(CONFIRM.to_owned(), request)]))
+}
+
+/// The one resource: the handle store's state, as JSON.
+pub(crate) const HANDLES_URI: &str = "mcp-session-core://handles";
+
+impl DemoServer {
+    /// `resources/list`: [`HANDLES_URI`].
+    pub(crate) fn resources(&self) -> ListResourcesResult {
+        let resource = Resource::new(HANDLES_URI, "handles")
+            .with_description("The counter handles: how many are open, the bound, the TTL")
+            .with_mime_type("application/json");
+        ListResourcesResult::with_all_items(vec![resource])
+    }
+
+    /// `resources/read` of [`HANDLES_URI`].
+    pub(crate) fn read(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+        if uri != HANDLES_URI {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {uri}; this server has {HANDLES_URI}"),
+                None,
+            ));
+        }
+        let stats = self.handles.registry().stats();
+        let json = json!({
+            "open": stats.live,
+            "max_handles": stats.max_sessions,
+            "handle_ttl_ms": self.handles.ttl().as_millis() as u64,
+            "opened": stats.created,
+            "evicted": stats.evicted,
+            "expired": stats.expired,
+        });
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(json.to_string(), HANDLES_URI)
+                .with_mime_type("application/json"),
+        ]))
+    }
 }

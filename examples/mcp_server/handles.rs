@@ -215,6 +215,11 @@ impl Handles {
         })
     }
 
+    /// `--handle-ttl`.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The registry behind the handles (its stats: `/stats` `handles`).
     pub fn registry(&self) -> &SessionRegistry<AtomicU64> {
         &self.counters
