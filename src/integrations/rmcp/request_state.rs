@@ -170,10 +170,16 @@ pub enum GuardBuildError {
     TtlTooShort,
 }
 
-/// A single-use, integrity-checked `requestState` sealer/opener (see the
-/// [module docs](self)). Cheap to clone (shared state).
+/// A single-use, integrity-checked SEP-2322 `requestState` sealer/opener.
+/// Cheap to clone (shared state).
 ///
-/// - [`seal`](Self::seal) records a fresh nonce (128 bits from the OS
+/// rmcp's [`RequestStateCodec`] checks a state's integrity (HMAC-SHA256,
+/// bound to associated data, with a TTL), but "Single-use/nonce enforcement
+/// (for one-time redemptions) still has to be done server-side" (rmcp,
+/// `model/request_state.rs`): a valid state can be replayed until it
+/// expires. The guard adds single use with a nonce registry:
+///
+/// - [`seal`](Self::seal) records a fresh nonce (122 random bits from the OS
 ///   CSPRNG) for the caller's principal and seals it with the payload with
 ///   rmcp's [`RequestStateCodec`], bound to the principal and the
 ///   [`RequestBinding`], with the TTL.
