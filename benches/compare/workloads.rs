@@ -314,8 +314,17 @@ impl Visitor for Runner<'_> {
                 continue;
             }
             if w == Workload::HandleLookup {
-                // As many handles as live sessions, next to them (together
-                // at most the capacity: nothing is evicted).
+                // The sessions become handles: the same number of live
+                // entries as for the session lookups, so the two rows
+                // differ only by the principal check. (The later loads do
+                // not rely on these sessions: create at capacity evicts
+                // them anyway.)
+                let driver = Driver::for_peer::<P>();
+                driver.run(async {
+                    for key in &inputs.keys {
+                        peer.close(key).await;
+                    }
+                });
                 inputs.handles = fill_handles(&peer, settings.live_sessions);
             }
             if w == Workload::CreateAtCapacity {
