@@ -197,7 +197,7 @@ async fn past_max_handles_the_oldest_is_evicted_and_says_so() {
 
 /// The example's tools and handle store behind an auth layer that takes
 /// the principal from `x-user` (a stand-in for verifying a token).
-async fn start_with_auth() -> (String, CancellationToken) {
+async fn start_with_auth(flags: &[&str]) -> (String, CancellationToken) {
     async fn auth(mut request: Request, next: Next) -> Response {
         let user = request
             .headers()
@@ -211,8 +211,10 @@ async fn start_with_auth() -> (String, CancellationToken) {
         }
         next.run(request).await
     }
-    let args = <app::Args as clap::Parser>::parse_from(["mcp_server"]);
+    let argv = ["mcp_server"].iter().chain(flags);
+    let args = <app::Args as clap::Parser>::parse_from(argv);
     let (handles, guard) = app::new_shared(&args).unwrap();
+    handles.spawn_reaper(Duration::from_millis(20));
     let manager =
         Arc::new(RegistrySessionManager::new(SessionRegistry::builder().max_sessions(8)).unwrap());
     let stop = CancellationToken::new();
@@ -237,7 +239,7 @@ async fn start_with_auth() -> (String, CancellationToken) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_principals_handle_is_refused_exactly_like_a_bogus_one() {
-    let (url, stop) = start_with_auth().await;
+    let (url, stop) = start_with_auth(&["--handle-ttl", "400ms"]).await;
     let alice = discover_client(&url, &[("x-user", "alice")]).await;
     let mallory = discover_client(&url, &[("x-user", "mallory")]).await;
     let handle = open_counter(&alice).await;
@@ -256,6 +258,18 @@ async fn another_principals_handle_is_refused_exactly_like_a_bogus_one() {
     );
     // Mallory's attempt neither used nor harmed it.
     assert_eq!(count(&alice, &handle).await, 2);
+
+    // Once it has expired, alice is told so; mallory still learns nothing.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (expired, is_error) = call(&alice, "counter", json!({ "handle": handle })).await;
+    assert!(is_error);
+    assert!(expired.contains("has expired"), "{expired}");
+    let (stolen, is_error) = call(&mallory, "counter", json!({ "handle": handle })).await;
+    assert!(is_error);
+    assert_eq!(
+        stolen.replace(&handle, "ID"),
+        bogus.replace(&never_issued, "ID")
+    );
     stop.cancel();
 }
 
@@ -306,6 +320,29 @@ async fn the_request_state_tools_redeem_a_state_once() {
 
     let replay = modern.call_tool_once(retry).await.unwrap_err();
     assert!(replay.to_string().contains("already used"), "{replay}");
+
+    // Two retries of one fresh state racing over HTTP: exactly one wins.
+    for _ in 0..10 {
+        let first = modern
+            .call_tool_once(CallToolRequestParams::new(name))
+            .await
+            .unwrap();
+        let CallToolResponse::InputRequired(required) = first else {
+            panic!("round 1 asks for input: {first:?}");
+        };
+        let retry = CallToolRequestParams::new(name)
+            .with_input_responses(answer.clone())
+            .with_request_state(required.request_state.unwrap());
+        let (a, b) = tokio::join!(
+            modern.call_tool_once(retry.clone()),
+            modern.call_tool_once(retry)
+        );
+        let completed = [a, b]
+            .into_iter()
+            .filter(|r| matches!(r, Ok(CallToolResponse::Complete(_))))
+            .count();
+        assert_eq!(completed, 1);
+    }
 
     // Sealed for the other tool: does not open here.
     let other = CallToolRequestParams::new("test_input_required_result_tampered_state")
