@@ -18,9 +18,13 @@
 //! comes from `--redis-secret-file FILE` or the environment variable
 //! `MCP_SESSION_CORE_REDIS_SECRET`.
 //!
-//! Tools: `echo` (returns its text), `counter` (a counter per session),
-//! `work` (a long call with progress) and `notify` (server notifications on
-//! the GET stream). On start it prints `listening on http://ADDR/mcp` on
+//! Tools: `echo` (returns its text), `counter` (a counter per session, or
+//! per handle with `handle`), `open_counter` (a counter handle, for MCP
+//! 2026-07-28 clients, which have no session; `--max-handles`,
+//! `--handle-ttl`), `work` (a long call with progress), `notify` (server
+//! notifications on the GET stream) and the conformance suite's single-use
+//! `requestState` tools. One endpoint serves legacy clients (sessions) and
+//! 2026-07-28 clients (stateless). On start it prints `listening on http://ADDR/mcp` on
 //! stdout; logs (session created / closed with the reason, refusals at most
 //! once a minute per cause, sessions named by a fingerprint, never by their
 //! id) go to stderr (`RUST_LOG` filters them). Ctrl-C or SIGTERM shuts it

@@ -46,5 +46,8 @@ done
 step "MCP server with the TypeScript SDK's client"
 tests/ts-client/test.sh
 
+step "MCP conformance suite (official, both protocol eras)"
+tests/conformance/test.sh
+
 echo
 echo "all checks passed"

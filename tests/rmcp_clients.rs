@@ -24,7 +24,16 @@ async fn rmcp_client_initializes_lists_tools_and_calls_both() {
 
     let tools = client.list_all_tools().await.unwrap();
     let names: HashSet<_> = tools.iter().map(|t| t.name.to_string()).collect();
-    let expected = ["counter", "echo", "notify", "work"].map(String::from);
+    let expected = [
+        "counter",
+        "echo",
+        "notify",
+        "open_counter",
+        "test_input_required_result_request_state",
+        "test_input_required_result_tampered_state",
+        "work",
+    ]
+    .map(String::from);
     assert_eq!(names, HashSet::from(expected));
 
     let echoed = rmcp_call(&client, "echo", json!({"text": "héllo, MCP"})).await;

@@ -356,7 +356,10 @@ fn markdown(report: &Report) -> String {
         "\n— : not applicable (`scc-raw`, a bare map, and `core-noexpiry`, the core without \
          timeouts, run the lookups only; `rmcp-local` has no bound, so no create at capacity) \
          or filtered out. `core` has a 1 h idle timeout (each lookup reads the clock and \
-         refreshes last-activity, like moka's `time_to_idle` and rmcp's keep-alive).\n"
+         refreshes last-activity, like moka's `time_to_idle` and rmcp's keep-alive). \
+         The 2026-07-28 rows run on `core` only: a handle lookup is a session lookup \
+         presenting the principal the handle is bound to (compare it with the header-text \
+         hit), and create + take is create + close with the single-use `take`.\n"
     );
 
     let _ = writeln!(md, "## Targets\n");

@@ -24,6 +24,9 @@ pub enum Workload {
     HitKey,
     /// Look up a live session from the header text (parse, then look up).
     HitText,
+    /// Look up a principal-bound handle from its text, presenting the
+    /// principal (a 2026-07-28 tool call checking its `handle` argument).
+    HandleLookup,
     /// Look up a well-formed id that is not there.
     Miss,
     /// Look up a malformed id.
@@ -32,18 +35,23 @@ pub enum Workload {
     CreateAtCapacity,
     /// Create a session and close it again (below capacity).
     Churn,
+    /// Create a session and take it (single use, `take`): the same as
+    /// `Churn` with `take` in place of `close`.
+    Take,
     /// Per 20 operations: 18 lookups from header text, 1 create, 1 close.
     Mixed,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 9] = [
         Workload::HitKey,
         Workload::HitText,
+        Workload::HandleLookup,
         Workload::Miss,
         Workload::Malformed,
         Workload::CreateAtCapacity,
         Workload::Churn,
+        Workload::Take,
         Workload::Mixed,
     ];
 
@@ -51,10 +59,12 @@ impl Workload {
         match self {
             Workload::HitKey => "lookup_hit_key",
             Workload::HitText => "lookup_hit_text",
+            Workload::HandleLookup => "handle_lookup",
             Workload::Miss => "lookup_miss",
             Workload::Malformed => "lookup_malformed",
             Workload::CreateAtCapacity => "create_at_capacity",
             Workload::Churn => "create_close_churn",
+            Workload::Take => "create_take",
             Workload::Mixed => "mixed_90_5_5",
         }
     }
@@ -63,10 +73,12 @@ impl Workload {
         match self {
             Workload::HitKey => "lookup hit (stored key)",
             Workload::HitText => "lookup hit (header text)",
+            Workload::HandleLookup => "handle lookup (text, bound to a principal)",
             Workload::Miss => "lookup miss",
             Workload::Malformed => "lookup, malformed id",
             Workload::CreateAtCapacity => "create at capacity (evicting)",
             Workload::Churn => "create + close churn",
+            Workload::Take => "create + take (single use)",
             Workload::Mixed => "mixed 90% lookup / 5% create / 5% close",
         }
     }
@@ -76,6 +88,7 @@ impl Workload {
             Workload::HitKey | Workload::HitText | Workload::Miss | Workload::Malformed => true,
             Workload::CreateAtCapacity => P::WRITES && P::BOUNDED,
             Workload::Churn | Workload::Mixed => P::WRITES,
+            Workload::HandleLookup | Workload::Take => P::ERAS,
         }
     }
 }
@@ -96,6 +109,8 @@ struct Inputs<P: Peer> {
     texts: Vec<String>,
     unknown: Vec<String>,
     malformed: Vec<String>,
+    /// Texts of principal-bound handles (made before `HandleLookup` runs).
+    handles: Vec<String>,
 }
 
 /// A small, fast per-thread generator (xorshift64*), and a multiply-shift
@@ -141,6 +156,12 @@ async fn batch<P: Peer>(
                 black_box(peer.lookup_text(black_box(text)).await);
             }
         }
+        Workload::HandleLookup => {
+            for _ in 0..iters {
+                let text = &inputs.handles[rng.below(inputs.handles.len())];
+                black_box(peer.lookup_handle_text(black_box(text)).await);
+            }
+        }
         Workload::Miss => {
             for _ in 0..iters {
                 let text = &inputs.unknown[rng.below(inputs.unknown.len())];
@@ -162,6 +183,13 @@ async fn batch<P: Peer>(
             for _ in 0..iters {
                 if let Some(key) = peer.create().await {
                     black_box(peer.close(&key).await);
+                }
+            }
+        }
+        Workload::Take => {
+            for _ in 0..iters {
+                if let Some(key) = peer.create().await {
+                    black_box(peer.take(&key).await);
                 }
             }
         }
@@ -236,6 +264,19 @@ fn fill<P: Peer>(peer: &P, n: usize) -> Vec<P::Key> {
     keys
 }
 
+/// Creates `n` principal-bound handles, returning their texts.
+fn fill_handles<P: Peer>(peer: &P, n: usize) -> Vec<String> {
+    let driver = Driver::for_peer::<P>();
+    driver.run(async {
+        let mut texts = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = peer.create_handle().await.expect("create a handle");
+            texts.push(P::text(&key));
+        }
+        texts
+    })
+}
+
 fn malformed_ids() -> Vec<String> {
     let good = crate::peers::new_id_text();
     vec![
@@ -261,15 +302,30 @@ impl Visitor for Runner<'_> {
         // Below capacity for lookups, churn and the mixed load, so that
         // creates there do not evict the sessions being looked up.
         let keys = fill(&peer, settings.live_sessions);
-        let inputs = Inputs::<P> {
+        let mut inputs = Inputs::<P> {
             texts: keys.iter().map(P::text).collect(),
             keys,
             unknown: (0..1024).map(|_| crate::peers::new_id_text()).collect(),
             malformed: malformed_ids(),
+            handles: Vec::new(),
         };
         for w in Workload::ALL {
             if !w.applies::<P>() {
                 continue;
+            }
+            if w == Workload::HandleLookup {
+                // The sessions become handles: the same number of live
+                // entries as for the session lookups, so the two rows
+                // differ only by the principal check. (The later loads do
+                // not rely on these sessions: create at capacity evicts
+                // them anyway.)
+                let driver = Driver::for_peer::<P>();
+                driver.run(async {
+                    for key in &inputs.keys {
+                        peer.close(key).await;
+                    }
+                });
+                inputs.handles = fill_handles(&peer, settings.live_sessions);
             }
             if w == Workload::CreateAtCapacity {
                 // Top up to capacity: every create from here on evicts.

@@ -10,14 +10,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+#[path = "eras.rs"]
+mod eras;
+#[path = "handles.rs"]
+pub mod handles;
+
 use axum::{Json, Router, routing::get};
 use clap::{Parser, ValueEnum};
 use mcp_session_core::integrations::redis::RedisRegistry;
 use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
-use mcp_session_core::integrations::rmcp::{Refusals, RegistrySessionManager};
+use mcp_session_core::integrations::rmcp::{
+    Refusals, RegistrySessionManager, RequestStateGuard, request_principal,
+};
 use mcp_session_core::{CloseReason, OnFull, SessionId, SessionRegistry, Stats};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::ProgressNotificationParam;
+use rmcp::model::{
+    ErrorData, Implementation, ListResourcesResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
+};
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
@@ -99,6 +110,14 @@ pub struct Args {
     /// principal presenting its id gets 404. `/stats` stays open.
     #[arg(long, value_name = "FILE")]
     pub bearer_tokens: Option<std::path::PathBuf>,
+    /// The most counter handles (`open_counter`) open at once (exact); past
+    /// it the oldest handle is closed to make room.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_handles: usize,
+    /// How long a counter handle lasts after `open_counter` ("1h", "90s",
+    /// "500ms"; a bare number is seconds).
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub handle_ttl: Duration,
 }
 
 /// The `--bearer-tokens` file, loaded, if the flag is given.
@@ -175,6 +194,14 @@ fn parse_limit(text: &str) -> Result<Limit, String> {
     Ok(Limit(Some(duration)))
 }
 
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(text)?;
+    if ttl < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(ttl)
+}
+
 fn parse_rate(text: &str) -> Result<Rate, String> {
     if matches!(text.trim(), "off" | "none") {
         return Ok(Rate(None));
@@ -232,6 +259,15 @@ pub struct NotifyArgs {
     pub every_ms: u64,
 }
 
+/// The `counter` tool's arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct CounterArgs {
+    /// A handle from `open_counter`: count on it. Without it, a legacy
+    /// (2025-xx) client counts on its session.
+    #[serde(default)]
+    pub handle: Option<String>,
+}
+
 /// The `echo` tool's arguments.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -244,30 +280,71 @@ pub struct EchoArgs {
 /// only: a request served in the wrong session would show as a wrong count.
 /// In fleet mode the count is the session's metadata field `counter` in
 /// Redis, so it survives the session moving to another instance.
+///
+/// A 2026-07-28 request has no session (rmcp makes a `DemoServer` for each
+/// one): its state lives in the server-wide [`Handles`](handles::Handles)
+/// and its `requestState` is sealed by the server-wide
+/// [`RequestStateGuard`], both shared by every `DemoServer` of a server.
 #[derive(Clone)]
 pub struct DemoServer {
     counter: Arc<AtomicU64>,
     fleet: Option<RedisRegistry>,
+    handles: handles::Handles,
+    guard: RequestStateGuard,
     tool_router: ToolRouter<Self>,
 }
 
 impl DemoServer {
-    /// A server with its counter at 0.
+    /// A server with its counter at 0 and handles and a `requestState`
+    /// guard of its own (for one-session tests; a real server shares them:
+    /// [`with_shared`](Self::with_shared)).
     pub fn new() -> Self {
+        let (handles, guard) = new_shared(&Args::parse_from(["mcp_server"]))
+            .expect("the default handle and guard settings are valid");
+        Self::with_shared(handles, guard)
+    }
+
+    /// A server with its counter at 0 using the server-wide handles and
+    /// guard.
+    pub fn with_shared(handles: handles::Handles, guard: RequestStateGuard) -> Self {
         Self {
             counter: Arc::new(AtomicU64::new(0)),
             fleet: None,
-            tool_router: Self::tool_router(),
+            handles,
+            guard,
+            tool_router: Self::tool_router() + Self::eras_router(),
         }
     }
 
     /// A server keeping its counter in the session's Redis metadata.
-    pub fn fleet(registry: RedisRegistry) -> Self {
+    pub fn fleet(
+        registry: RedisRegistry,
+        handles: handles::Handles,
+        guard: RequestStateGuard,
+    ) -> Self {
         Self {
             fleet: Some(registry),
-            ..Self::new()
+            ..Self::with_shared(handles, guard)
         }
     }
+}
+
+/// The server-wide handle store (`--max-handles`, `--handle-ttl`) and
+/// `requestState` guard (its key: 32 random bytes per process, so a state
+/// opens only on the instance, and in the run, that sealed it).
+///
+/// # Errors
+///
+/// `--max-handles 0`, or the OS CSPRNG failing.
+pub fn new_shared(
+    args: &Args,
+) -> Result<(handles::Handles, RequestStateGuard), Box<dyn Error + Send + Sync>> {
+    let handles = handles::Handles::new(args.max_handles, args.handle_ttl)
+        .map_err(|e| format!("--max-handles: {e}"))?;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("no random requestState key: {e}"))?;
+    let guard = RequestStateGuard::builder(key.to_vec()).build()?;
+    Ok((handles, guard))
 }
 
 impl Default for DemoServer {
@@ -339,12 +416,43 @@ impl DemoServer {
         format!("sending {count}")
     }
 
-    /// Increments the calling session's counter and returns the new value.
+    /// Increments a counter and returns the new value: the counter of
+    /// `handle`, or without it the calling session's.
     #[tool(
-        description = "Increments a counter that belongs to the calling session and returns it \
-                       (1 on a session's first call)"
+        description = "Increments a counter and returns it (1 on its first call): the counter of \
+                       `handle` (from open_counter), or without `handle` the calling session's \
+                       (legacy clients only; 2026-07-28 requests have no session)"
     )]
-    async fn counter(&self, context: RequestContext<RoleServer>) -> String {
+    async fn counter(
+        &self,
+        Parameters(CounterArgs { handle }): Parameters<CounterArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<String, String> {
+        if let Some(handle) = handle {
+            let principal = request_principal(&context.extensions);
+            return self
+                .handles
+                .count(&handle, principal.as_ref().map(|p| p.as_bytes()))
+                .map(|n| n.to_string())
+                .map_err(|error| error.to_string());
+        }
+        if context
+            .protocol_version()
+            .is_some_and(|version| !version.has_initialize())
+        {
+            return Err(
+                "this request has no session to count in (MCP 2026-07-28 requests are \
+                        stateless): call open_counter and pass its handle as `handle`"
+                    .to_owned(),
+            );
+        }
+        Ok(self.session_counter(&context).await)
+    }
+}
+
+impl DemoServer {
+    /// `counter` without a handle: the session's count.
+    async fn session_counter(&self, context: &RequestContext<RoleServer>) -> String {
         let Some(registry) = &self.fleet else {
             return (self.counter.fetch_add(1, Ordering::SeqCst) + 1).to_string();
         };
@@ -363,13 +471,44 @@ impl DemoServer {
     }
 }
 
-#[tool_handler(
-    router = self.tool_router,
-    name = "mcp-session-core-demo",
-    instructions = "Tools: echo (returns its text), counter (a per-session counter), \
-                    work (a long call with progress), notify (server notifications)."
-)]
-impl ServerHandler for DemoServer {}
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        // Prompts (none) and resources (the handle store) are advertised
+        // so that their list/read results carry 2026-07-28 cache hints.
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(
+                "mcp-session-core-demo",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Tools: echo (returns its text), counter (a per-session counter, or a handle's), \
+                 open_counter (a counter handle, for clients without sessions), work (a long \
+                 call with progress), notify (server notifications).",
+            )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(self.resources())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.read(&request.uri).map(Into::into)
+    }
+}
 
 /// Sessions closed per reason, counted by the manager's close callback.
 #[derive(Debug, Default)]
@@ -532,11 +671,14 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
         manager = manager.without_init_timeout();
     }
     let manager = Arc::new(manager.build()?);
+    let (handles, guard) = new_shared(args)?;
+    handles.spawn_reaper(reaper_every(args.handle_ttl));
 
     let shutdown = CancellationToken::new();
     let rmcp_stop = CancellationToken::new();
+    let tool_handles = handles.clone();
     let mcp = StreamableHttpService::new(
-        || Ok(DemoServer::new()),
+        move || Ok(DemoServer::with_shared(tool_handles.clone(), guard.clone())),
         manager.clone(),
         StreamableHttpServerConfig::default()
             .with_cancellation_token(rmcp_stop.child_token())
@@ -552,7 +694,9 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
         get(move || {
             let json = stats_manager.upgrade().map(|manager| {
                 let stats = manager.registry().stats();
-                full_stats_json(&stats, &stats_closes, &manager.refusals())
+                let mut json = full_stats_json(&stats, &stats_closes, &manager.refusals());
+                json["handles"] = stats_json(&handles.registry().stats());
+                json
             });
             async move { Json(json) }
         }),
@@ -583,6 +727,11 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
             }
         }),
     })
+}
+
+/// How often to reclaim expired handles: twice per `ttl`, 10 ms to 1 s.
+fn reaper_every(ttl: Duration) -> Duration {
+    (ttl / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 /// The fleet-mode counterpart of [`stats_json`].
@@ -662,8 +811,17 @@ pub async fn bind_redis(
         .with_allowed_hosts(allowed_hosts);
     config.session_store = Some(manager.session_store());
     let tools_registry = registry.clone();
+    // Handles and requestState nonces stay in this process (see the README).
+    let (handles, guard) = new_shared(args)?;
+    handles.spawn_reaper(reaper_every(args.handle_ttl));
     let mcp = StreamableHttpService::new(
-        move || Ok(DemoServer::fleet(tools_registry.clone())),
+        move || {
+            Ok(DemoServer::fleet(
+                tools_registry.clone(),
+                handles.clone(),
+                guard.clone(),
+            ))
+        },
         manager.clone(),
         config,
     );

@@ -70,6 +70,39 @@ const ID_ATTEMPTS: usize = 4;
 /// handle is dropped, every open session is closed with
 /// [`CloseReason::Shutdown`] (the callback hears of each).
 ///
+/// # A handle store
+///
+/// MCP 2026-07-28 has no protocol sessions (SEP-2567): server state lives
+/// in server-issued *handles* that the server checks against the caller on
+/// every call, with at least 128 bits of entropy, a bounded lifetime and a
+/// clear error once expired. A `SessionRegistry<V>` is such a store as it
+/// is: a handle is an entry whose id is the handle text (122 random bits
+/// from the OS CSPRNG, canonical UUID v4), [`create_bound`] binds it to the
+/// caller, `max_sessions` bounds how many exist (exactly; the oldest is
+/// evicted or the new one refused), `max_lifetime` / `idle_timeout` bound
+/// its life, [`get`] checks id and principal in one lock-free lookup (the
+/// session lookup's cost), and [`take`](Self::take) redeems a one-time
+/// handle or nonce exactly once. Keep handles in a registry of their own,
+/// next to the sessions of legacy clients. A lookup does not say *why* a
+/// handle is gone (unknown, expired, evicted and another principal's are
+/// one `NotFound`, so no caller learns of another's handles); to tell the
+/// owner, record how handles end from the close callback
+/// (`examples/mcp_server/handles.rs` does).
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_session_core::SessionRegistry;
+///
+/// let handles = SessionRegistry::builder()
+///     .max_sessions(10_000)
+///     .max_lifetime(Duration::from_secs(3600))
+///     .build()
+///     .unwrap();
+/// let handle = handles.create_bound(b"alice", 0u64).unwrap().id().to_string();
+/// assert!(handles.get_str(&handle, Some(b"alice")).is_ok());
+/// assert!(handles.get_str(&handle, Some(b"mallory")).is_err()); // as if unknown
+/// ```
+///
 /// # Progress guarantees
 ///
 /// | operation | guarantee |

@@ -44,7 +44,15 @@ test("initialize, list tools, call echo and counter", async () => {
     assert.match(transport.sessionId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
 
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ["counter", "echo", "notify", "work"]);
+    assert.deepEqual(tools.map((t) => t.name).sort(), [
+      "counter",
+      "echo",
+      "notify",
+      "open_counter",
+      "test_input_required_result_request_state",
+      "test_input_required_result_tampered_state",
+      "work",
+    ]);
 
     const echoed = await client.callTool({ name: "echo", arguments: { text: "from TypeScript ✓" } });
     assert.equal(text(echoed), "from TypeScript ✓");

@@ -4,7 +4,8 @@
 //! moka's `time_to_idle` and rmcp's keep-alive do: the configuration the
 //! peers are compared with. `Core<false>` (`core-noexpiry`) has no timeout
 //! at all, to show what the expiry check costs on the lookup path; it runs
-//! the lookup workloads only.
+//! the lookup workloads only. `core` also runs the 2026-07-28 rows: `take`
+//! (single use) and the lookup of a principal-bound handle.
 
 use std::time::Duration;
 
@@ -57,4 +58,21 @@ impl<const IDLE: bool> Peer for Core<IDLE> {
     fn text(key: &SessionId) -> String {
         key.to_string()
     }
+
+    const ERAS: bool = IDLE;
+
+    async fn take(&self, key: &SessionId) -> bool {
+        self.0.take(key, None).is_ok()
+    }
+
+    async fn create_handle(&self) -> Option<SessionId> {
+        self.0.create_bound(PRINCIPAL, 1).ok().map(|s| s.id())
+    }
+
+    async fn lookup_handle_text(&self, text: &str) -> bool {
+        self.0.get_str(text, Some(PRINCIPAL)).is_ok()
+    }
 }
+
+/// The principal the handles are bound to (a typical user id's length).
+const PRINCIPAL: &[u8] = b"user-7f3a9c21@example.com";

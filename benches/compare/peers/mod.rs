@@ -68,6 +68,26 @@ pub trait Peer: Send + Sync + Sized + 'static {
     }
     /// The header text of a key.
     fn text(key: &Self::Key) -> String;
+
+    /// Has single-use [`take`](Self::take) and principal-bound handles
+    /// ([`create_handle`](Self::create_handle)): the 2026-07-28 rows.
+    const ERAS: bool = false;
+    /// Takes the session for single use (removes and returns it once);
+    /// `true` if this call got it.
+    fn take(&self, key: &Self::Key) -> impl Future<Output = bool> + Send {
+        let _ = key;
+        std::future::ready(false)
+    }
+    /// Creates a handle bound to the benchmark's principal.
+    fn create_handle(&self) -> impl Future<Output = Option<Self::Key>> + Send {
+        std::future::ready(None)
+    }
+    /// Looks a handle up from its text presenting the benchmark's
+    /// principal, as a tool call checks its `handle` argument.
+    fn lookup_handle_text(&self, text: &str) -> impl Future<Output = bool> + Send {
+        let _ = text;
+        std::future::ready(false)
+    }
 }
 
 /// Runs a peer's futures: a current-thread tokio runtime for async peers,

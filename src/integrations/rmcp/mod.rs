@@ -66,6 +66,25 @@
 //! | unknown, closed, evicted, expired, or another principal's session | 404 (the client re-initializes) |
 //! | `DELETE` with a valid id | the session is closed, 204; later requests with it get 404 |
 
+//!
+//! # Both protocol eras
+//!
+//! One endpoint serves clients of both eras. A 2025-03-26 … 2025-11-25
+//! client (`initialize`, then `Mcp-Session-Id`) gets a registry session as
+//! above. A 2026-07-28 request (its version in `_meta`, no
+//! `initialize`, `server/discover`) has no session (SEP-2567): rmcp
+//! classifies it and serves it statelessly, and the layer lets it pass
+//! untouched (no session is created, looked up or refreshed, whatever
+//! `Mcp-Session-Id` it carries). What such a client keeps between requests
+//! lives in server-issued handles: keep them in a second
+//! [`SessionRegistry`](crate::SessionRegistry) (see "A handle store" in its
+//! docs), bound to [`request_principal`]. An `InputRequiredResult`'s
+//! `requestState` (SEP-2322) that must be redeemed once is sealed and
+//! opened with a [`RequestStateGuard`]: rmcp's `RequestStateCodec` checks
+//! integrity, the guard's nonce registry enforces single use.
+//! `examples/mcp_server.rs` shows all three (`open_counter`/`counter`, and
+//! the conformance suite's `test_input_required_result_*` tools).
+
 /// The `tracing` target of the integration's logs (sessions created,
 /// refused and closed, with the reason).
 pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
@@ -79,6 +98,7 @@ mod layer;
 mod manager;
 mod principal;
 mod refusals;
+mod request_state;
 pub(crate) mod response;
 pub(crate) mod scope;
 mod session;
@@ -93,4 +113,8 @@ pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};
 pub use manager::RegistrySessionManager;
 pub use principal::SessionPrincipal;
 pub use refusals::Refusals;
+pub use request_state::{
+    DEFAULT_MAX_OUTSTANDING, DEFAULT_STATE_TTL, GuardBuildError, RequestBinding, RequestStateGuard,
+    RequestStateGuardBuilder, StateRejected, request_principal,
+};
 pub use session::RmcpSession;

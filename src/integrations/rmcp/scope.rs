@@ -8,7 +8,7 @@
 //! bridged here. It works because `StreamableHttpService` awaits
 //! `has_session`, `create_session`, `initialize_session`, `create_stream`,
 //! `accept_message`, `create_standalone_stream`, `resume` and `close_session`
-//! directly inside the future its `Service::call` returns (rmcp 3.9,
+//! directly inside the future its `Service::call` returns (rmcp 3.11,
 //! `transport/streamable_http_server/tower.rs`: `call` → `handle` →
 //! `handle_post`/`handle_get`/`handle_delete`), never in a spawned task, so
 //! a task-local scoped around that future is visible to every one of them.
