@@ -4,7 +4,7 @@
 //! [`RedisRegistry`] gives a fleet what [`SessionRegistry`](crate::SessionRegistry)
 //! gives one process: an **exact global** `max_sessions` (FIFO eviction of
 //! the globally oldest session, or rejection), a global sliding-window
-//! creation rate limit, principal binding, lookup = validate + touch, close,
+//! creation rate limit, principal binding, lookup = validate + touch, close, single-use take,
 //! idle timeout, max lifetime and init deadline judged by Redis's own clock,
 //! merged per-session metadata, and a stream of close events that every
 //! instance reads ([`ClosedEvents`]). With the `rmcp` feature too,
@@ -58,7 +58,7 @@
 //! | `{p}:owner` | hash | id → HMAC-SHA256(fleet secret, principal) (empty: unbound); a session without an entry is found by nobody |
 //! | `{p}:data` | hash | id → MessagePack map: `m:<name>` = metadata, `r:<name>` = integration state (bounded by [`max_meta_bytes`](RedisRegistryBuilder::max_meta_bytes) / [`max_state_bytes`](RedisRegistryBuilder::max_state_bytes)) |
 //! | `{p}:events` | stream | close events `{id, reason, n}` (`n` numbers them consecutively), `MAXLEN ~` [`events_maxlen`](RedisRegistryBuilder::events_maxlen) |
-//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `rejected_full`, `rate_limited`, `events`, `events_gaps` |
+//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `redeemed`, `rejected_full`, `rate_limited`, `events`, `events_gaps` |
 //!
 //! Each operation is one Lua script (`EVALSHA`, loaded again automatically
 //! after a `NOSCRIPT`, e.g. when Redis restarted), so it is one round trip

@@ -51,6 +51,7 @@ struct Scripts {
     close: Script,
     meta: Script,
     purge: Script,
+    take: Script,
 }
 
 impl Scripts {
@@ -62,6 +63,7 @@ impl Scripts {
             close: with_common(include_str!("scripts/close.lua")),
             meta: with_common(include_str!("scripts/meta.lua")),
             purge: with_common(include_str!("scripts/purge.lua")),
+            take: with_common(include_str!("scripts/take.lua")),
         }
     }
 }
@@ -596,6 +598,8 @@ pub struct RedisStats {
     pub max_lifetime: u64,
     /// Expired: init timeout.
     pub init_timeout: u64,
+    /// Taken for single use by [`RedisRegistry::take`].
+    pub redeemed: u64,
     /// Creates refused at capacity (`Reject`).
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
@@ -608,7 +612,12 @@ pub struct RedisStats {
 impl RedisStats {
     /// Every close, whatever the reason.
     pub fn closed_total(&self) -> u64 {
-        self.closed + self.evicted + self.idle_timeout + self.max_lifetime + self.init_timeout
+        self.closed
+            + self.evicted
+            + self.idle_timeout
+            + self.max_lifetime
+            + self.init_timeout
+            + self.redeemed
     }
 }
 
@@ -984,6 +993,42 @@ impl RedisRegistry {
         self.close_op(id, "close").await
     }
 
+    /// Takes session `id` for single use: if it is open, unexpired and
+    /// visible to `principal` (as for [`lookup`](Self::lookup)), removes it
+    /// with close reason [`Redeemed`](crate::CloseReason::Redeemed): its
+    /// slot is freed and its close event reaches every subscriber. One
+    /// atomic script, so among concurrent takers, closes, evictions and
+    /// expiries across the fleet exactly one removes the session; every
+    /// other taker gets [`LookupError::NotFound`]. For one-time tokens:
+    /// nonces, redeemable handles.
+    ///
+    /// A take is not repeated after a dropped connection (a repeat of one
+    /// that did run would answer "not found" for a session this caller
+    /// took): [`StoreError::StoreUnavailable`] then means the session may
+    /// or may not have been taken, and nobody else can take it twice.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lookup`] (404) if it is not there for `principal` or
+    /// was taken, closed, evicted or expired first;
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn take(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<(), StoreError> {
+        let digest = self.digest(principal);
+        let (reply, _) = self
+            .run_with(&self.inner.scripts.take, false, |inv| {
+                inv.arg(id.to_string()).arg(digest.as_slice());
+            })
+            .await?;
+        match int(&reply) {
+            Some(1) => {
+                self.replicated().await?;
+                Ok(())
+            }
+            Some(0) => Err(LookupError::NotFound.into()),
+            _ => Err(bad_reply("take", &reply).into()),
+        }
+    }
+
     /// Confirms session `id` (its `initialize` handshake completed): the
     /// init timeout no longer applies.
     ///
@@ -1178,6 +1223,7 @@ impl RedisRegistry {
                 Some("idle_timeout") => stats.idle_timeout = n,
                 Some("max_lifetime") => stats.max_lifetime = n,
                 Some("init_timeout") => stats.init_timeout = n,
+                Some("redeemed") => stats.redeemed = n,
                 Some("rejected_full") => stats.rejected_full = n,
                 Some("rate_limited") => stats.rate_limited = n,
                 Some("events_gaps") => stats.events_gaps = n,
