@@ -1312,6 +1312,33 @@ impl RedisRegistry {
         Ok(scores.into_iter().map(|score| score.is_some()).collect())
     }
 
+    /// The id of the newest entry in the close-event stream (`0-0` if it is
+    /// empty): a subscription [`EventsFrom::After`] it sees every close
+    /// that happens after this call returned.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn newest_event_id(&self) -> Result<String, StoreError> {
+        let mut conn = self.inner.conn.clone();
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(self.inner.keys.events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let reply: Value =
+            with_timeout(self.inner.settings.call_timeout, cmd.query_async(&mut conn)).await?;
+        let newest = match &reply {
+            Value::Array(entries) => match entries.first() {
+                Some(Value::Array(parts)) => parts.first().and_then(text).map(str::to_owned),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(newest.unwrap_or_else(|| "0-0".to_owned()))
+    }
+
     /// Spawns a task on the current tokio runtime that calls
     /// [`purge_expired`](Self::purge_expired) every `interval` (errors are
     /// logged and retried on the next tick). Every instance may run one;
