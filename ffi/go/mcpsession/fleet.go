@@ -8,7 +8,6 @@ package mcpsession
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -195,8 +194,7 @@ func ConnectFleetCluster(seeds []string, cfg FleetConfig) (*Fleet, error) {
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("%w: no seed nodes", ErrInvalidConfig)
 	}
-	// The array of C strings lives in C memory (cgo forbids Go memory
-	// holding Go pointers... and C pointers are fine, but keep it simple).
+	// The array of C strings lives in C memory: cgo passes it as is.
 	arr := (*[1 << 20]*C.char)(C.malloc(C.size_t(len(seeds)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
 	defer C.free(unsafe.Pointer(arr))
 	for i, s := range seeds {
@@ -399,9 +397,9 @@ func (f *Fleet) PurgeExpired() (int, error) {
 // FleetStats are the fleet's counters as Redis holds them (shared by every
 // instance). All but Live and MaxSessions are monotonic.
 type FleetStats struct {
-	Live, MaxSessions, Created, Closed, Evicted           uint64
-	IdleTimeout, MaxLifetime, InitTimeout, Redeemed       uint64
-	RejectedFull, RateLimited, EventsGaps                 uint64
+	Live, MaxSessions, Created, Closed, Evicted     uint64
+	IdleTimeout, MaxLifetime, InitTimeout, Redeemed uint64
+	RejectedFull, RateLimited, EventsGaps           uint64
 }
 
 // Stats reads the fleet's counters (one round trip).
@@ -491,7 +489,6 @@ func (f *Fleet) Close() error {
 	return nil
 }
 
-// errStatus10 keeps statusError and the C status numbers in step (a
-// compile error if MSC_ERR_STORE_UNAVAILABLE is not 10).
+// statusError maps 10 to ErrStoreUnavailable: a compile error if
+// MSC_ERR_STORE_UNAVAILABLE is not 10.
 var _ [C.MSC_ERR_STORE_UNAVAILABLE - 10]struct{}
-var _ = errors.Is
