@@ -30,6 +30,7 @@ const STATUS_CODES = Object.freeze([
   'BUFFER_TOO_SMALL',
   'INTERNAL',
   'SHUT_DOWN',
+  'STORE_UNAVAILABLE',
 ]);
 
 /** Error codes a `SessionError` can carry. */
@@ -44,6 +45,8 @@ export const ErrorCode = Object.freeze({
   INTERNAL: 'INTERNAL',
   /** The registry was shut down (by `free()`): it creates no more sessions. */
   SHUT_DOWN: 'SHUT_DOWN',
+  /** Fleet mode: Redis is unreachable or too slow (503 with `retryAfterMs`). */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** Binding-level: the registry was used after `free()`. */
   REGISTRY_FREED: 'REGISTRY_FREED',
   /** A status number this binding does not know (a newer library). */
@@ -54,6 +57,7 @@ export const ErrorCode = Object.freeze({
 const HTTP_STATUS = Object.freeze({
   AT_CAPACITY: 503,
   SHUT_DOWN: 503,
+  STORE_UNAVAILABLE: 503,
   // Used after free(): the server is shutting down (Go's ErrClosed too).
   REGISTRY_FREED: 503,
   RATE_LIMITED: 429,
@@ -286,7 +290,8 @@ export class SessionError extends Error {
     this.status = extra.status;
     /** The HTTP status to answer with (DESIGN.md "HTTP mapping"). */
     this.httpStatus = HTTP_STATUS[code] ?? 500;
-    /** For AT_CAPACITY and RATE_LIMITED: when a retry can succeed (ms). */
+    /** For AT_CAPACITY, RATE_LIMITED and STORE_UNAVAILABLE: when a retry
+     * can succeed (ms). */
     this.retryAfterMs = extra.retryAfterMs;
   }
 
@@ -759,3 +764,7 @@ export class SessionRegistry {
     this.free();
   }
 }
+
+// Fleet mode (fleet.js) shares the argument conversions; not public API.
+export { idArg as _idArg, principalArg as _principalArg };
+export { Fleet, fleetSupported } from './fleet.js';
