@@ -7,7 +7,8 @@
 import koffi from 'koffi';
 import { promisify } from 'node:util';
 
-import { CloseReason, ErrorCode, SessionError, _idArg, _principalArg, errorFromStatus, native } from './index.js';
+import { idArg, principalArg } from './args.js';
+import { CloseReason, ErrorCode, SessionError, errorFromStatus, native } from './index.js';
 
 const ID_BUF_LEN = 37;
 const DRAIN_BATCH = 64;
@@ -158,7 +159,7 @@ function buildOptions(fns, options) {
       steps.push(() => fns.set_prefix(o, options.prefix));
     }
     if (options.secret !== undefined) {
-      const [p, n] = _principalArg(options.secret);
+      const [p, n] = principalArg(options.secret);
       if (p === null) throw invalid('secret must be a string or a Buffer');
       steps.push(() => fns.set_secret(o, p, n));
     }
@@ -200,7 +201,7 @@ function buildOptions(fns, options) {
 }
 
 function idText(id) {
-  return _idArg(id);
+  return idArg(id);
 }
 
 /**
@@ -292,7 +293,7 @@ export class Fleet {
    *   STORE_UNAVAILABLE (503), all with `retryAfterMs`
    */
   async create(principal) {
-    const [p, plen] = _principalArg(principal);
+    const [p, plen] = principalArg(principal);
     return this.#call(async (ptr) => {
       const id = Buffer.alloc(ID_BUF_LEN);
       const retry = new BigUint64Array(1);
@@ -319,7 +320,7 @@ export class Fleet {
    *   STORE_UNAVAILABLE (503)
    */
   async get(id, principal) {
-    const [p, plen] = _principalArg(principal);
+    const [p, plen] = principalArg(principal);
     return this.#onSession('get', id, p, plen);
   }
 
@@ -331,7 +332,7 @@ export class Fleet {
    * taken (never twice).
    */
   async take(id, principal) {
-    const [p, plen] = _principalArg(principal);
+    const [p, plen] = principalArg(principal);
     return this.#onSession('take', id, p, plen);
   }
 

@@ -7,6 +7,8 @@
 // and `close` only read it.
 
 import koffi from 'koffi';
+
+import { idArg, principalArg } from './args.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -322,40 +324,6 @@ function check(status) {
 // ---------------------------------------------------------------------------
 // Argument conversion
 // ---------------------------------------------------------------------------
-
-// koffi passes an empty Buffer as a NULL pointer (measured: address 0n),
-// which the _ex functions read as "no principal". An empty principal is
-// therefore passed as a non-empty buffer with length 0.
-const EMPTY_PRINCIPAL = Buffer.alloc(1);
-
-/** @returns {[Uint8Array | null, number]} pointer argument and length */
-function principalArg(principal) {
-  if (principal === undefined || principal === null) return [null, 0];
-  let bytes;
-  if (typeof principal === 'string') bytes = Buffer.from(principal, 'utf8');
-  else if (principal instanceof Uint8Array) bytes = principal;
-  else throw new TypeError('principal must be a string, a Buffer/Uint8Array, null or undefined');
-  return bytes.length === 0 ? [EMPTY_PRINCIPAL, 0] : [bytes, bytes.length];
-}
-
-/**
- * Ids are checked for type and NUL here (a JS string is NUL-terminated on
- * the way to C, so "valid-id\0junk" would otherwise read as valid-id); the
- * library decides everything else.
- */
-function idArg(id) {
-  if (typeof id !== 'string') {
-    throw new SessionError(
-      ErrorCode.MALFORMED_ID,
-      id === undefined || id === null ? 'missing session id' : 'session id must be a string',
-      { status: 6 },
-    );
-  }
-  if (id.includes('\0')) {
-    throw new SessionError(ErrorCode.MALFORMED_ID, native().msc_status_str(6), { status: 6 });
-  }
-  return id;
-}
 
 function toNumber(v) {
   return typeof v === 'bigint' ? Number(v) : v;
@@ -765,6 +733,4 @@ export class SessionRegistry {
   }
 }
 
-// Fleet mode (fleet.js) shares the argument conversions; not public API.
-export { idArg as _idArg, principalArg as _principalArg };
 export { Fleet, fleetSupported } from './fleet.js';
