@@ -441,6 +441,10 @@ fn refusal(error: &StoreError) -> (Failure, Cause) {
             "Service Unavailable: session capacity reached",
             Cause::AtCapacity,
         ),
+        StoreError::Create(CreateError::PrincipalFull) => (
+            "Too Many Requests: this principal's session limit reached",
+            Cause::AtCapacity,
+        ),
         StoreError::StoreUnavailable(_) => (
             "Service Unavailable: the session store is unavailable",
             Cause::StoreUnavailable,

@@ -72,7 +72,7 @@ impl Scripts {
 #[derive(Clone, Debug)]
 pub(crate) struct Keys {
     /// Every key of the registry, in the scripts' `KEYS` order.
-    shared: [String; 10],
+    shared: [String; 11],
 }
 
 impl Keys {
@@ -91,6 +91,7 @@ impl Keys {
                 key("stats"),
                 key("owner"),
                 key("data"),
+                key("byprin"),
             ],
         }
     }
@@ -139,6 +140,8 @@ pub struct RedisRegistryBuilder {
     secret: Option<Secret>,
     allow_evicting_policy: bool,
     wait: Option<(u32, Duration)>,
+    max_per_principal: usize,
+    max_anonymous: Option<usize>,
 }
 
 /// The fleet secret; never printed.
@@ -168,6 +171,8 @@ impl Default for RedisRegistryBuilder {
             secret: None,
             allow_evicting_policy: false,
             wait: None,
+            max_per_principal: 0,
+            max_anonymous: None,
         }
     }
 }
@@ -188,6 +193,9 @@ struct Settings {
     max_state_bytes: u64,
     /// `WAIT` after each write: (replicas, timeout ms).
     wait: Option<(u32, u64)>,
+    /// Per-principal cap and anonymous-class cap (0 = off each).
+    max_per_principal: u64,
+    max_anonymous: u64,
 }
 
 fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
@@ -322,6 +330,29 @@ impl RedisRegistryBuilder {
         self
     }
 
+    /// The most sessions one principal may hold open at once across the
+    /// fleet (exact, as `max_sessions` is; 0 = no cap, the default). At the
+    /// cap, [`OnFull::EvictOldest`] closes that principal's own oldest
+    /// session (reason `evicted`), whose global slot the new one takes, so
+    /// a flood from one principal churns only its own sessions;
+    /// [`OnFull::Reject`] refuses with [`CreateError::PrincipalFull`]
+    /// (HTTP 429). Sessions without a principal form one class, the
+    /// anonymous principal, capped by
+    /// [`max_anonymous_sessions`](Self::max_anonymous_sessions) (default:
+    /// this cap). The cap counts sessions created by this version or later.
+    pub fn max_sessions_per_principal(mut self, max: usize) -> Self {
+        self.max_per_principal = max;
+        self
+    }
+
+    /// The cap of the anonymous class: sessions created without a principal
+    /// (default: [`max_sessions_per_principal`](Self::max_sessions_per_principal);
+    /// 0 = no cap).
+    pub fn max_anonymous_sessions(mut self, max: usize) -> Self {
+        self.max_anonymous = Some(max);
+        self
+    }
+
     /// The approximate length the close-event stream is trimmed to
     /// (`XADD MAXLEN ~`). A subscriber that falls further behind than this
     /// loses the oldest events it has not read. Default 100,000.
@@ -376,6 +407,8 @@ impl RedisRegistryBuilder {
                     Some((n, timeout_ms("wait_for_replicas timeout", Some(timeout))?))
                 }
             },
+            max_per_principal: self.max_per_principal as u64,
+            max_anonymous: self.max_anonymous.unwrap_or(self.max_per_principal) as u64,
         })
     }
 
@@ -604,6 +637,9 @@ pub struct RedisStats {
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
     pub rate_limited: u64,
+    /// Creates refused at the principal's (or the anonymous class's) cap
+    /// (`Reject`).
+    pub rejected_principal_full: u64,
     /// Times a close-event subscriber found events it had not read trimmed
     /// away or lost (see [`ClosedEvents`]), across the fleet.
     pub events_gaps: u64,
@@ -803,14 +839,17 @@ impl RedisRegistry {
 
     /// Creates a session, bound to `principal` if given: one script that
     /// removes expired sessions, checks the sliding-window rate limit, then
-    /// the exact global bound (evicting the globally oldest sessions under
-    /// `EvictOldest`, or refusing under `Reject`), and inserts.
+    /// the principal's cap (if set: evicting its own oldest session under
+    /// `EvictOldest`, or refusing under `Reject`), then the exact global
+    /// bound (evicting the globally oldest sessions under `EvictOldest`, or
+    /// refusing under `Reject`), and inserts.
     ///
     /// # Errors
     ///
     /// [`StoreError::Create`] with [`CreateError::RateLimited`] (429),
-    /// [`CreateError::AtCapacity`] (503), [`CreateError::Entropy`] or
-    /// [`CreateError::IdCollision`]; [`StoreError::StoreUnavailable`].
+    /// [`CreateError::PrincipalFull`] (429), [`CreateError::AtCapacity`]
+    /// (503), [`CreateError::Entropy`] or [`CreateError::IdCollision`];
+    /// [`StoreError::StoreUnavailable`].
     pub async fn create(&self, principal: Option<&[u8]>) -> Result<Created, StoreError> {
         let digest = self.digest(principal);
         // 122 random bits: a collision needs a broken id source; retry a few
@@ -831,7 +870,9 @@ impl RedisRegistry {
                         .arg(s.life_ms)
                         .arg(s.init_ms)
                         .arg(s.rate_max)
-                        .arg(s.rate_window_ms);
+                        .arg(s.rate_window_ms)
+                        .arg(s.max_per_principal)
+                        .arg(s.max_anonymous);
                 })
                 .await;
             let (reply, repeated) = match sent {
@@ -869,6 +910,7 @@ impl RedisRegistry {
                     .into());
                 }
                 Some("full") => return Err(CreateError::AtCapacity.into()),
+                Some("principal_full") => return Err(CreateError::PrincipalFull.into()),
                 Some("collision") if repeated && items.get(2).and_then(int) == Some(1) => {
                     // The lost reply's create went through; its evictions,
                     // if any, reach their hosts through the event stream.
@@ -1226,6 +1268,7 @@ impl RedisRegistry {
                 Some("redeemed") => stats.redeemed = n,
                 Some("rejected_full") => stats.rejected_full = n,
                 Some("rate_limited") => stats.rate_limited = n,
+                Some("rejected_principal_full") => stats.rejected_principal_full = n,
                 Some("events_gaps") => stats.events_gaps = n,
                 _ => {}
             }
