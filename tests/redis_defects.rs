@@ -393,7 +393,7 @@ async fn scripts_touch_only_their_declared_keys() {
         "resetkeys",
     ];
     let keys: Vec<String> = [
-        "fifo", "idle", "life", "init", "seq", "rate", "events", "stats", "owner", "data",
+        "fifo", "idle", "life", "init", "seq", "rate", "events", "stats", "owner", "data", "byprin",
     ]
     .iter()
     .map(|k| format!("~{{acl}}:{k}"))

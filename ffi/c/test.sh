@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The C binding's test entry point; runnable from any directory.
 #
-#   1. builds the Rust library (cargo build --release)
+#   1. builds the Rust library (cargo build --release --features redis)
 #   2. compiles the header alone as C99, C11 and C++ (-Wall -Wextra -Wpedantic -Werror)
 #   3. compiles the tests, the example and the bench as C11 with the same
 #      flags, linked against the static library libmcp_session_core.a
@@ -10,6 +10,9 @@
 #      short bench
 #   5. runs the API tests and the example under valgrind memcheck: zero
 #      errors and nothing definitely lost
+#   6. runs the fleet-mode tests (msc_fleet_*) against a redis-server they
+#      start themselves on a free loopback port, natively and under
+#      valgrind (tests/fleet.supp suppresses one known redis-rs leak)
 #
 # Build outputs go to ffi/c/build/ (gitignored). A missing tool is an error
 # naming what to install. The last line is "C tests: N passed, M failed",
@@ -34,9 +37,12 @@ need cargo "install Rust with rustup (https://rustup.rs)"
 need gcc "install it with: apt-get install gcc"
 need g++ "install it with: apt-get install g++"
 need valgrind "install it with: apt-get install valgrind"
+need redis-server "install it with: apt-get install redis-server"
 
-step "build the Rust library (release)"
-cargo build --release --manifest-path "$REPO/Cargo.toml"
+step "build the Rust library (release, with fleet mode: --features redis)"
+# The same feature set as ffi/go and ffi/node build, so the three share one
+# release build.
+cargo build --release --features redis --manifest-path "$REPO/Cargo.toml"
 TARGET_DIR="${CARGO_TARGET_DIR:-${CARGO_BUILD_TARGET_DIR:-$REPO/target}}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$PWD/$TARGET_DIR" ;; esac
 STATIC_LIB="$TARGET_DIR/release/libmcp_session_core.a"
@@ -63,6 +69,7 @@ echo "ok"
 step "compile tests, stress, example, bench (gcc -std=c11 ${WARN[*]})"
 gcc "${CFLAGS[@]}" "$HERE/tests/test_api.c" -o "$BUILD/test_api" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" -pthread "$HERE/tests/stress.c" -o "$BUILD/stress" "${LIBS[@]}"
+gcc "${CFLAGS[@]}" -pthread "$HERE/tests/test_fleet.c" -o "$BUILD/test_fleet" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" "$HERE/example/server_sim.c" -o "$BUILD/server_sim" "${LIBS[@]}"
 # Built against the frozen v0.1.0 header (not include/): an old host, new library.
 gcc -std=c11 "${WARN[@]}" -O2 -g -I"$HERE/tests/compat/v0.1.0" -I"$HERE/tests" \
@@ -133,6 +140,12 @@ run_step "valgrind test_api" "${VALGRIND[@]}" "$BUILD/test_api"
 
 step "example under valgrind"
 run_step "valgrind server_sim" "${VALGRIND[@]}" -q "$BUILD/server_sim"
+
+step "fleet mode (msc_fleet_*) against a private redis-server"
+run_counted test_fleet "$BUILD/test_fleet"
+
+step "fleet mode under valgrind"
+run_step "valgrind test_fleet" "${VALGRIND[@]}" -q --suppressions="$HERE/tests/fleet.supp" "$BUILD/test_fleet"
 
 echo
 if [ "${#steps_failed[@]}" -gt 0 ]; then

@@ -16,6 +16,8 @@ export declare const ErrorCode: Readonly<{
   BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL';
   INTERNAL: 'INTERNAL';
   SHUT_DOWN: 'SHUT_DOWN';
+  /** Fleet mode: Redis is unreachable or too slow (503, with `retryAfterMs`). */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE';
   /** Binding-level: the registry was used after `free()`. */
   REGISTRY_FREED: 'REGISTRY_FREED';
   /** A status number this binding does not know (a newer library). */
@@ -128,11 +130,12 @@ export declare class SessionError extends Error {
   status: number | undefined;
   /**
    * The HTTP status to answer with: MALFORMED_ID 400, NOT_FOUND 404,
-   * RATE_LIMITED 429, AT_CAPACITY, SHUT_DOWN and REGISTRY_FREED 503,
+   * RATE_LIMITED 429, AT_CAPACITY, SHUT_DOWN, STORE_UNAVAILABLE and
+   * REGISTRY_FREED 503,
    * anything else 500.
    */
   httpStatus: number;
-  /** AT_CAPACITY and RATE_LIMITED: when a retry can succeed, in ms. */
+  /** AT_CAPACITY, RATE_LIMITED and STORE_UNAVAILABLE: when a retry can succeed, in ms. */
   retryAfterMs: number | undefined;
   /** `retryAfterMs` rounded up to seconds, for a `Retry-After` header. */
   readonly retryAfterSeconds: number | undefined;
@@ -315,3 +318,86 @@ export interface NativeApi {
 
 /** The raw C ABI (low level; prefer `SessionRegistry`). */
 export declare function native(): NativeApi;
+
+/** Settings of a fleet-mode registry (`Fleet.connect`); every instance of a fleet uses the same. */
+export interface FleetOptions {
+  /** Key prefix (`{prefix}:*`, one Redis Cluster slot); default `'mcp-sessions'`. */
+  prefix?: string;
+  /** Fleet secret, at least 16 bytes; default: `$MCP_SESSION_CORE_REDIS_SECRET`. */
+  secret?: string | Uint8Array;
+  /** Most sessions open at once across the fleet (exact); default 10,000. */
+  maxSessions?: number;
+  /** At capacity: evict the globally oldest session (default) or reject. */
+  onFull?: 'evict' | 'reject';
+  /** Idle timeout (ms, Redis's clock); 0/absent = off. */
+  idleTimeoutMs?: number;
+  /** Max lifetime (ms); 0/absent = off. */
+  maxLifetimeMs?: number;
+  /** Init deadline (ms) until `confirm`; default 30,000; 0 = off. */
+  initTimeoutMs?: number;
+  /** Fleet-wide creation rate limit (sliding window). */
+  rateLimit?: { max: number; windowMs: number } | null;
+  /** Bound of every call, and of the connect (ms); default 1,000. */
+  callTimeoutMs?: number;
+  /** Approximate length of the close-event stream; default 100,000. */
+  eventsMaxLen?: number;
+  /** Redis `WAIT` after each write (durability across a failover). */
+  waitForReplicas?: { replicas: number; timeoutMs: number } | null;
+  /** Connect even if Redis's maxmemory-policy can evict keys (a warning). */
+  allowEvictingPolicy?: boolean;
+  /** How often the handle removes expired sessions (ms); default 1,000; 0 = off. */
+  reaperIntervalMs?: number;
+}
+
+/** A fleet event: a session closed anywhere in the fleet, or a gap (events lost). */
+export type FleetEvent = { id: string; reason: CloseReason } | { gap: true };
+
+/** The fleet's counters as Redis holds them. */
+export interface FleetStats {
+  live: number;
+  maxSessions: number;
+  created: number;
+  closed: number;
+  evicted: number;
+  idleTimeout: number;
+  maxLifetime: number;
+  initTimeout: number;
+  redeemed: number;
+  rejectedFull: number;
+  rateLimited: number;
+  eventsGaps: number;
+}
+
+/**
+ * Fleet mode (library built with `--features redis`): a session registry
+ * shared by every instance through Redis. Holds no values: keep your own
+ * map from session id to transport. Methods that talk to Redis are async
+ * and reject with a `SessionError` (STORE_UNAVAILABLE, 503, when Redis is
+ * unreachable or slow).
+ */
+export declare class Fleet {
+  /**
+   * Connects to a Redis URL, or a Redis Cluster `{ cluster: [seed URLs] }`.
+   * @throws {SessionError} INVALID_CONFIG, STORE_UNAVAILABLE
+   */
+  static connect(url: string | { cluster: string[] }, options?: FleetOptions): Promise<Fleet>;
+  /** @throws {SessionError} RATE_LIMITED, AT_CAPACITY, STORE_UNAVAILABLE (with `retryAfterMs`) */
+  create(principal?: Principal | null): Promise<string>;
+  /** @throws {SessionError} MALFORMED_ID, NOT_FOUND, STORE_UNAVAILABLE */
+  get(id: string, principal?: Principal | null): Promise<void>;
+  /** Single use: closes it (reason 'redeemed') for exactly one caller in the fleet. */
+  take(id: string, principal?: Principal | null): Promise<void>;
+  confirm(id: string): Promise<void>;
+  /** @throws {SessionError} NOT_FOUND if it was not open */
+  close(id: string): Promise<void>;
+  purgeExpired(): Promise<number>;
+  stats(): Promise<FleetStats>;
+  /** Events since the last call; synchronous, never waits for Redis. */
+  drainEvents(): FleetEvent[];
+  readonly freed: boolean;
+  /** Waits for calls in flight, then frees the handle. Idempotent. */
+  free(): Promise<void>;
+}
+
+/** True if the loaded library has fleet mode. */
+export declare function fleetSupported(): boolean;

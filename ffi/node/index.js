@@ -7,6 +7,8 @@
 // and `close` only read it.
 
 import koffi from 'koffi';
+
+import { idArg, principalArg } from './args.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -30,6 +32,7 @@ const STATUS_CODES = Object.freeze([
   'BUFFER_TOO_SMALL',
   'INTERNAL',
   'SHUT_DOWN',
+  'STORE_UNAVAILABLE',
 ]);
 
 /** Error codes a `SessionError` can carry. */
@@ -44,6 +47,8 @@ export const ErrorCode = Object.freeze({
   INTERNAL: 'INTERNAL',
   /** The registry was shut down (by `free()`): it creates no more sessions. */
   SHUT_DOWN: 'SHUT_DOWN',
+  /** Fleet mode: Redis is unreachable or too slow (503 with `retryAfterMs`). */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** Binding-level: the registry was used after `free()`. */
   REGISTRY_FREED: 'REGISTRY_FREED',
   /** A status number this binding does not know (a newer library). */
@@ -54,6 +59,7 @@ export const ErrorCode = Object.freeze({
 const HTTP_STATUS = Object.freeze({
   AT_CAPACITY: 503,
   SHUT_DOWN: 503,
+  STORE_UNAVAILABLE: 503,
   // Used after free(): the server is shutting down (Go's ErrClosed too).
   REGISTRY_FREED: 503,
   RATE_LIMITED: 429,
@@ -286,7 +292,8 @@ export class SessionError extends Error {
     this.status = extra.status;
     /** The HTTP status to answer with (DESIGN.md "HTTP mapping"). */
     this.httpStatus = HTTP_STATUS[code] ?? 500;
-    /** For AT_CAPACITY and RATE_LIMITED: when a retry can succeed (ms). */
+    /** For AT_CAPACITY, RATE_LIMITED and STORE_UNAVAILABLE: when a retry
+     * can succeed (ms). */
     this.retryAfterMs = extra.retryAfterMs;
   }
 
@@ -317,40 +324,6 @@ function check(status) {
 // ---------------------------------------------------------------------------
 // Argument conversion
 // ---------------------------------------------------------------------------
-
-// koffi passes an empty Buffer as a NULL pointer (measured: address 0n),
-// which the _ex functions read as "no principal". An empty principal is
-// therefore passed as a non-empty buffer with length 0.
-const EMPTY_PRINCIPAL = Buffer.alloc(1);
-
-/** @returns {[Uint8Array | null, number]} pointer argument and length */
-function principalArg(principal) {
-  if (principal === undefined || principal === null) return [null, 0];
-  let bytes;
-  if (typeof principal === 'string') bytes = Buffer.from(principal, 'utf8');
-  else if (principal instanceof Uint8Array) bytes = principal;
-  else throw new TypeError('principal must be a string, a Buffer/Uint8Array, null or undefined');
-  return bytes.length === 0 ? [EMPTY_PRINCIPAL, 0] : [bytes, bytes.length];
-}
-
-/**
- * Ids are checked for type and NUL here (a JS string is NUL-terminated on
- * the way to C, so "valid-id\0junk" would otherwise read as valid-id); the
- * library decides everything else.
- */
-function idArg(id) {
-  if (typeof id !== 'string') {
-    throw new SessionError(
-      ErrorCode.MALFORMED_ID,
-      id === undefined || id === null ? 'missing session id' : 'session id must be a string',
-      { status: 6 },
-    );
-  }
-  if (id.includes('\0')) {
-    throw new SessionError(ErrorCode.MALFORMED_ID, native().msc_status_str(6), { status: 6 });
-  }
-  return id;
-}
 
 function toNumber(v) {
   return typeof v === 'bigint' ? Number(v) : v;
@@ -759,3 +732,5 @@ export class SessionRegistry {
     this.free();
   }
 }
+
+export { Fleet, fleetSupported } from './fleet.js';

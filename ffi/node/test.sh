@@ -19,6 +19,7 @@ need() {
 need node "Install Node.js 20 or newer (https://nodejs.org/)."
 need npm "npm ships with Node.js; install Node.js 20 or newer."
 need cargo "Install Rust (https://rustup.rs/) to build the library."
+need redis-server "Install it with: apt-get install redis-server (test/fleet.test.js starts one)."
 
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$node_major" -lt 20 ]; then
@@ -26,8 +27,10 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-echo "==> cargo build --release"
-cargo build --release --manifest-path "$repo/Cargo.toml"
+echo "==> cargo build --release --features redis"
+# With fleet mode (Fleet); the same features as ffi/c and ffi/go build, so
+# the three share one release build.
+cargo build --release --features redis --manifest-path "$repo/Cargo.toml"
 
 case "$(uname -s)" in
   Darwin) lib_name=libmcp_session_core.dylib ;;

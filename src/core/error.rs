@@ -34,15 +34,21 @@ pub enum CreateError {
     /// `Retry-After`).
     #[error("the session registry is shut down")]
     ShutDown,
+    /// The principal (or, without one, the anonymous class) holds its cap
+    /// of open sessions (`max_sessions_per_principal`,
+    /// `max_anonymous_sessions`) and the policy is
+    /// [`crate::OnFull::Reject`]. HTTP 429 with `Retry-After`.
+    #[error("this principal's session limit reached")]
+    PrincipalFull,
 }
 
 impl CreateError {
     /// The HTTP status: 503 at capacity or on id collision, 429 when rate
-    /// limited, 500 for an entropy failure.
+    /// limited or at the principal's cap, 500 for an entropy failure.
     pub const fn http_status(&self) -> u16 {
         match self {
             Self::AtCapacity | Self::IdCollision | Self::ShutDown => 503,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::PrincipalFull => 429,
             Self::Entropy(_) => 500,
         }
     }
@@ -51,7 +57,7 @@ impl CreateError {
     /// or `None` where retrying will not help (entropy failure, shut down).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::AtCapacity | Self::IdCollision => Some(1),
+            Self::AtCapacity | Self::IdCollision | Self::PrincipalFull => Some(1),
             Self::RateLimited { retry_after } => {
                 Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
             }

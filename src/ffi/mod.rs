@@ -34,6 +34,9 @@
 #![allow(non_camel_case_types)]
 
 mod config;
+mod features;
+#[cfg(feature = "redis")]
+mod fleet;
 mod options;
 mod panic;
 mod registry;
@@ -42,6 +45,9 @@ mod status;
 mod util;
 
 pub use config::{msc_config, msc_config_default};
+pub use features::{MSC_FEATURE_FLEET, msc_features};
+#[cfg(feature = "redis")]
+pub use fleet::*;
 pub use options::{
     msc_on_full, msc_options, msc_options_free, msc_options_new,
     msc_options_set_event_queue_capacity, msc_options_set_idle_timeout_ms,

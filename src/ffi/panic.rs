@@ -28,6 +28,12 @@ impl PanicFallback for *const std::ffi::c_char {
     }
 }
 
+impl PanicFallback for u32 {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
 impl PanicFallback for () {
     fn on_panic() -> Self {}
 }

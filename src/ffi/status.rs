@@ -36,6 +36,11 @@ pub enum msc_status {
     /// The registry is shut down (`msc_registry_shutdown`): it creates no
     /// more sessions (HTTP 503).
     MSC_ERR_SHUT_DOWN = 9,
+    /// Fleet mode (`msc_fleet_*`): Redis is unreachable, restarting or did
+    /// not answer within the call timeout (HTTP 503 with `Retry-After`,
+    /// given in `*out_retry_after_ms`). A create that failed so may have
+    /// happened; the library reclaims it.
+    MSC_ERR_STORE_UNAVAILABLE = 10,
 }
 
 /// Why a session was closed (see `msc_registry_drain_closed`). Stable
@@ -118,6 +123,7 @@ fn status_text(status: c_int) -> &'static [u8] {
         7 => b"output buffer too small\0",
         8 => b"internal error\0",
         9 => b"the registry is shut down\0",
+        10 => b"the session store (Redis) is unavailable\0",
         _ => b"unknown status\0",
     }
 }

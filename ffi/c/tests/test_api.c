@@ -128,6 +128,7 @@ static void test_status_values_stable(void) {
     CHECK_U64(MSC_ERR_BUFFER_TOO_SMALL, 7);
     CHECK_U64(MSC_ERR_INTERNAL, 8);
     CHECK_U64(MSC_ERR_SHUT_DOWN, 9);
+    CHECK_U64(MSC_ERR_STORE_UNAVAILABLE, 10);
     CHECK_U64(MSC_ON_FULL_REJECT, 0);
     CHECK_U64(MSC_ON_FULL_EVICT_OLDEST, 1);
     CHECK_U64(MSC_CLOSE_CLOSED, 0);
@@ -155,8 +156,9 @@ static void test_status_str(void) {
         {MSC_ERR_BUFFER_TOO_SMALL, "output buffer too small"},
         {MSC_ERR_INTERNAL, "internal error"},
         {MSC_ERR_SHUT_DOWN, "the registry is shut down"},
+        {MSC_ERR_STORE_UNAVAILABLE, "the session store (Redis) is unavailable"},
     };
-    static const int unknown[] = {10, 11, 999, -1, INT_MIN, INT_MAX};
+    static const int unknown[] = {11, 12, 999, -1, INT_MIN, INT_MAX};
     size_t i, j;
     for (i = 0; i < sizeof known / sizeof known[0]; i++) {
         const char *s = msc_status_str(known[i].status);

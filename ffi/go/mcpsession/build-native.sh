@@ -17,7 +17,9 @@ command -v cargo >/dev/null 2>&1 || {
 }
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
-cargo build --release --lib --manifest-path "$root/Cargo.toml"
+# With fleet mode (Fleet needs the msc_fleet_* functions); the same
+# features as ffi/c and ffi/node build, so they share one release build.
+cargo build --release --lib --features redis --manifest-path "$root/Cargo.toml"
 
 platform="$(go env GOOS)_$(go env GOARCH)"
 mkdir -p "$here/lib/$platform" "$here/include"

@@ -56,8 +56,15 @@ var (
 	ErrInternal = errors.New("mcpsession: internal error")
 
 	// ErrClosed is returned by every method of a Registry after Close or
-	// Shutdown. HTTP 503 (the server is shutting down).
+	// Shutdown, and of a Fleet after Close. HTTP 503 (the server is
+	// shutting down).
 	ErrClosed = errors.New("mcpsession: registry is closed")
+
+	// ErrStoreUnavailable (MSC_ERR_STORE_UNAVAILABLE): fleet mode only:
+	// Redis is unreachable, restarting or slower than the call timeout.
+	// Fleet methods return it inside an *UnavailableError carrying
+	// RetryAfter. HTTP 503 with Retry-After.
+	ErrStoreUnavailable = errors.New("mcpsession: the session store (Redis) is unavailable")
 )
 
 // CreateError is the error Create returns when a creation is refused but
@@ -82,11 +89,16 @@ func (e *CreateError) Error() string {
 func (e *CreateError) Unwrap() error { return e.Err }
 
 // RetryAfter reports the retry delay of a refused Create (an error that is,
-// or wraps, a *CreateError) and whether there is one.
+// or wraps, a *CreateError) or of an unavailable fleet store (an
+// *UnavailableError), and whether there is one.
 func RetryAfter(err error) (time.Duration, bool) {
 	var ce *CreateError
 	if errors.As(err, &ce) {
 		return ce.RetryAfter, true
+	}
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		return ue.RetryAfter, true
 	}
 	return 0, false
 }
@@ -115,6 +127,7 @@ func RetryAfterHeader(err error) string {
 //	ErrRateLimited  429 Too Many Requests (send Retry-After)
 //	ErrAtCapacity   503 Service Unavailable (send Retry-After)
 //	ErrClosed       503 Service Unavailable (shutting down)
+//	ErrStoreUnavailable 503 Service Unavailable (fleet mode; send Retry-After)
 //	anything else   500 Internal Server Error
 //
 // Wrapped errors are recognized (errors.Is).
@@ -128,7 +141,7 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, ErrAtCapacity), errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrAtCapacity), errors.Is(err, ErrClosed), errors.Is(err, ErrStoreUnavailable):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
@@ -158,6 +171,8 @@ func statusError(code int) error {
 		return ErrInternal
 	case 9: // MSC_ERR_SHUT_DOWN: the registry was shut down
 		return ErrClosed
+	case 10: // MSC_ERR_STORE_UNAVAILABLE (fleet mode)
+		return ErrStoreUnavailable
 	default:
 		return fmt.Errorf("%w: unknown status %d", ErrInternal, code)
 	}

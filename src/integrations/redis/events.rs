@@ -61,8 +61,8 @@ pub struct EventsGap {
 pub struct ClosedEvent {
     /// The session.
     pub id: SessionId,
-    /// Why it closed (`Closed`, `Evicted`, `IdleTimeout`, `MaxLifetime` or
-    /// `InitTimeout`).
+    /// Why it closed (`Closed`, `Evicted`, `IdleTimeout`, `MaxLifetime`,
+    /// `InitTimeout` or `Redeemed`).
     pub reason: CloseReason,
     /// The event's id in the Redis stream (resume after it with
     /// [`EventsFrom::After`]).
@@ -76,6 +76,7 @@ fn reason(text: &str) -> Option<CloseReason> {
         "idle_timeout" => CloseReason::IdleTimeout,
         "max_lifetime" => CloseReason::MaxLifetime,
         "init_timeout" => CloseReason::InitTimeout,
+        "redeemed" => CloseReason::Redeemed,
         _ => return None,
     })
 }

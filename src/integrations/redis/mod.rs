@@ -4,7 +4,7 @@
 //! [`RedisRegistry`] gives a fleet what [`SessionRegistry`](crate::SessionRegistry)
 //! gives one process: an **exact global** `max_sessions` (FIFO eviction of
 //! the globally oldest session, or rejection), a global sliding-window
-//! creation rate limit, principal binding, lookup = validate + touch, close,
+//! creation rate limit, principal binding, lookup = validate + touch, close, single-use take,
 //! idle timeout, max lifetime and init deadline judged by Redis's own clock,
 //! merged per-session metadata, and a stream of close events that every
 //! instance reads ([`ClosedEvents`]). With the `rmcp` feature too,
@@ -43,7 +43,7 @@
 //! # Data model
 //!
 //! All keys of a registry share the hash tag `{prefix}` (so it works on
-//! Redis Cluster: one slot), and these ten are all of them: every script
+//! Redis Cluster: one slot), and these eleven are all of them: every script
 //! receives them in `KEYS` and touches no other key (Redis's rule for
 //! scripts, relied on by Redis Cluster, proxies and key-pattern ACLs):
 //!
@@ -58,7 +58,8 @@
 //! | `{p}:owner` | hash | id → HMAC-SHA256(fleet secret, principal) (empty: unbound); a session without an entry is found by nobody |
 //! | `{p}:data` | hash | id → MessagePack map: `m:<name>` = metadata, `r:<name>` = integration state (bounded by [`max_meta_bytes`](RedisRegistryBuilder::max_meta_bytes) / [`max_state_bytes`](RedisRegistryBuilder::max_state_bytes)) |
 //! | `{p}:events` | stream | close events `{id, reason, n}` (`n` numbers them consecutively), `MAXLEN ~` [`events_maxlen`](RedisRegistryBuilder::events_maxlen) |
-//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `rejected_full`, `rate_limited`, `events`, `events_gaps` |
+//! | `{p}:byprin` | sorted set | every live session as `class · seq · id` (score 0; class `p`+principal digest, or `a` for unbound): each principal's sessions in creation order, counted by `ZLEXCOUNT` for [`max_sessions_per_principal`](RedisRegistryBuilder::max_sessions_per_principal) |
+//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `redeemed`, `rejected_full`, `rejected_principal_full`, `rate_limited`, `events`, `events_gaps` |
 //!
 //! Each operation is one Lua script (`EVALSHA`, loaded again automatically
 //! after a `NOSCRIPT`, e.g. when Redis restarted), so it is one round trip

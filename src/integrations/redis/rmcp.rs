@@ -32,18 +32,28 @@
 //!
 //! # How a request flows
 //!
-//! 1. [`RedisSessionLayer`] validates `Mcp-Session-Id` in Redis (one
-//!    round trip: validate + touch, with the caller's
-//!    [`SessionPrincipal`]): 400 malformed, 404 not there for this caller,
-//!    503 + `Retry-After` if Redis is unavailable. A `DELETE` closes the
-//!    session in Redis here.
-//! 2. rmcp asks the manager `has_session`: true if this instance hosts the
-//!    session's worker. If not, rmcp loads the session's `initialize`
-//!    parameters from [`RedisSessionStore`], calls
+//! 1. [`RedisSessionLayer`] runs rmcp with the caller's
+//!    [`SessionPrincipal`] in scope. It admits an `initialize` itself (a
+//!    small POST without `Mcp-Session-Id`): the create runs in Redis before
+//!    rmcp sees the request, so a refusal (429 / 503 with `Retry-After`) is
+//!    answered without rmcp, which would log each one at ERROR; refusals
+//!    are counted ([`RedisSessionManager::refusals`]) and logged at WARN at
+//!    most once a minute per cause.
+//! 2. rmcp classifies the request first, as without the layer: a
+//!    2026-07-28 request or `server/discover` is served statelessly,
+//!    whatever `Mcp-Session-Id` it carries (that header is then ignored and
+//!    refreshes no session). For a legacy-era request rmcp asks the manager
+//!    `has_session`, which validates the id in Redis (one round trip:
+//!    validate + touch, with the caller's principal): the layer answers 400
+//!    malformed, 404 not there for this caller, 503 + `Retry-After` if
+//!    Redis is unavailable. A `DELETE` is checked the same way and closes
+//!    the session in Redis.
+//! 3. If this instance does not host the session's worker, rmcp loads the
+//!    session's `initialize` parameters from [`RedisSessionStore`], calls
 //!    [`restore_session`](SessionManager::restore_session) (a fresh local
 //!    worker with the same id) and replays the handshake; the client sees
 //!    nothing of it.
-//! 3. The worker handles the message, as with rmcp's own manager.
+//! 4. The worker handles the message, as with rmcp's own manager.
 //!
 //! Every instance runs a task reading the fleet's close events: when a
 //! session is closed anywhere (evicted by another instance's create,
@@ -89,7 +99,10 @@ use ::rmcp::transport::streamable_http_server::session::{
     RestoreOutcome, ServerSseMessage, SessionId as RmcpSessionId, SessionManager, SessionState,
     SessionStore, SessionStoreError,
 };
+use bytes::Bytes;
 use http::{Method, Request, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full};
 use tokio::sync::Notify;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -97,11 +110,15 @@ use tokio_util::sync::CancellationToken;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{EventsFrom, RedisRegistry, StoreError};
+use super::{Created, EventsFrom, RedisRegistry, StoreError};
+use crate::integrations::rmcp::layer::{
+    is_initialize, may_be_initialize, session_header_is_malformed,
+};
+use crate::integrations::rmcp::refusals::{Cause, RefusalLog, Refusals};
 use crate::integrations::rmcp::response::{self, BoxResponse};
 use crate::integrations::rmcp::scope::{self, Failure};
-use crate::integrations::rmcp::{MCP_SESSION_ID, RmcpSession, SessionPrincipal};
-use crate::{CreateError, LookupError, SessionId};
+use crate::integrations::rmcp::{LayerBody, RmcpSession, SessionPrincipal};
+use crate::{CreateError, SessionId};
 
 /// The session-hash field (`r:rmcp_init`) holding the `initialize`
 /// parameters, for restores.
@@ -147,6 +164,7 @@ pub struct RedisSessionManager {
     session_config: SessionConfig,
     tasks: Vec<tokio::task::AbortHandle>,
     events_gaps: Arc<AtomicU64>,
+    refusals: Arc<RefusalLog>,
 }
 
 fn stop_hosted(hosted: &HostedMap, id: &str) -> bool {
@@ -268,6 +286,7 @@ impl RedisSessionManager {
                 reconciler.abort_handle(),
             ],
             events_gaps,
+            refusals: Arc::default(),
         }
     }
 
@@ -288,7 +307,15 @@ impl RedisSessionManager {
     pub fn layer(&self) -> RedisSessionLayer {
         RedisSessionLayer {
             registry: self.registry.clone(),
+            refusals: self.refusals.clone(),
         }
+    }
+
+    /// Refused creations per cause since the manager started (rate limit,
+    /// capacity, an unavailable store, other), counted in full; each cause
+    /// is logged at WARN at most once a minute.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals.snapshot()
     }
 
     /// rmcp's `SessionStore` on the same Redis, for
@@ -338,6 +365,18 @@ impl RedisSessionManager {
             previous.session.close_worker();
         }
         WorkerTransport::spawn_with_ct(worker, stop)
+    }
+
+    /// The request's session id, or `None` (a 400 recorded for the layer)
+    /// if its `Mcp-Session-Id` is malformed or repeated.
+    fn checked_id(&self, id: &RmcpSessionId) -> Option<SessionId> {
+        let parsed = SessionId::parse(id)
+            .ok()
+            .filter(|_| !scope::session_id_is_malformed());
+        if parsed.is_none() {
+            scope::record(Failure::Malformed);
+        }
+        parsed
     }
 
     fn find(&self, id: &RmcpSessionId) -> Result<Arc<Hosted>, RedisManagerError> {
@@ -390,22 +429,51 @@ impl std::fmt::Debug for RedisSessionManager {
     }
 }
 
-fn refusal(error: &StoreError) -> Failure {
-    let message = match error {
-        StoreError::Create(CreateError::RateLimited { .. }) => {
-            "Too Many Requests: session creation rate limit reached"
-        }
-        StoreError::Create(CreateError::AtCapacity) => {
-            "Service Unavailable: session capacity reached"
-        }
-        StoreError::StoreUnavailable(_) => "Service Unavailable: the session store is unavailable",
-        _ => "Internal Server Error: could not create a session",
+/// The answer to a failed create (or a store that did not answer), and its
+/// cause for the refusal log.
+fn refusal(error: &StoreError) -> (Failure, Cause) {
+    let (message, cause) = match error {
+        StoreError::Create(CreateError::RateLimited { .. }) => (
+            "Too Many Requests: session creation rate limit reached",
+            Cause::RateLimited,
+        ),
+        StoreError::Create(CreateError::AtCapacity | CreateError::IdCollision) => (
+            "Service Unavailable: session capacity reached",
+            Cause::AtCapacity,
+        ),
+        StoreError::Create(CreateError::PrincipalFull) => (
+            "Too Many Requests: this principal's session limit reached",
+            Cause::AtCapacity,
+        ),
+        StoreError::StoreUnavailable(_) => (
+            "Service Unavailable: the session store is unavailable",
+            Cause::StoreUnavailable,
+        ),
+        _ => (
+            "Internal Server Error: could not create a session",
+            Cause::Other,
+        ),
     };
-    Failure::Refused {
+    let failure = Failure::Refused {
         status: error.http_status(),
         retry_after_secs: error.retry_after_secs(),
         message,
-    }
+    };
+    (failure, cause)
+}
+
+/// Creates a session for `principal`; a refusal is counted, logged (at
+/// most once a minute per cause) and returned as the layer's answer.
+async fn admit(
+    registry: &RedisRegistry,
+    refusals: &RefusalLog,
+    principal: Option<&[u8]>,
+) -> Result<Created, (Failure, StoreError)> {
+    registry.create(principal).await.map_err(|error| {
+        let (failure, cause) = refusal(&error);
+        refusals.refused(cause, &error);
+        (failure, error)
+    })
 }
 
 impl SessionManager for RedisSessionManager {
@@ -413,14 +481,21 @@ impl SessionManager for RedisSessionManager {
     type Transport = WorkerTransport<LocalSessionWorker>;
 
     async fn create_session(&self) -> Result<(RmcpSessionId, Self::Transport), Self::Error> {
+        if scope::session_id_is_malformed() {
+            scope::record(Failure::Malformed);
+            return Err(RedisManagerError::NotFound);
+        }
         let principal = scope::with_principal(|p| p.map(<[u8]>::to_vec));
-        let created = match self.registry.create(principal.as_deref()).await {
-            Ok(created) => created,
-            Err(error) => {
-                tracing::info!(target: super::LOG_TARGET, %error, "session refused");
-                scope::record(refusal(&error));
-                return Err(error.into());
-            }
+        // Admitted by the layer already (see `RedisSessionLayer`), or here.
+        let created = match scope::take_prepared::<Created>() {
+            Some(created) => created,
+            None => match admit(&self.registry, &self.refusals, principal.as_deref()).await {
+                Ok(created) => created,
+                Err((failure, error)) => {
+                    scope::record(failure);
+                    return Err(error.into());
+                }
+            },
         };
         for evicted in &created.evicted {
             stop_hosted(&self.hosted, &evicted.to_string());
@@ -457,11 +532,29 @@ impl SessionManager for RedisSessionManager {
     }
 
     async fn has_session(&self, id: &RmcpSessionId) -> Result<bool, Self::Error> {
+        // rmcp asks only for requests it serves with a session (it has
+        // classified the request as legacy-era), so stateless requests
+        // never meet the layer's 400 / 404 and refresh no session.
+        if scope::is_active() {
+            let Some(parsed) = self.checked_id(id) else {
+                return Ok(false);
+            };
+            let principal = scope::with_principal(|p| p.map(<[u8]>::to_vec));
+            return match self.registry.lookup(&parsed, principal.as_deref()).await {
+                // Not hosted here: rmcp then restores it from the store.
+                Ok(()) => Ok(self.get(id).is_some()),
+                Err(StoreError::Lookup(_)) => {
+                    scope::record(Failure::NotFound);
+                    Ok(false) // the store's `load` then finds nothing
+                }
+                Err(error) => {
+                    scope::record(refusal(&error).0);
+                    Err(error.into())
+                }
+            };
+        }
         if self.get(id).is_none() {
             return Ok(false); // rmcp then tries a restore from the store
-        }
-        if scope::is_active() {
-            return Ok(true); // the layer validated it in Redis just now
         }
         let Ok(parsed) = SessionId::parse(id) else {
             return Ok(false);
@@ -477,10 +570,32 @@ impl SessionManager for RedisSessionManager {
     }
 
     async fn close_session(&self, id: &RmcpSessionId) -> Result<(), Self::Error> {
-        // Local only: rmcp calls this for a DELETE (which the layer has
-        // already applied in Redis) and whenever a session's service ends
-        // on this instance (e.g. at shutdown), which must not end the
-        // session for the fleet.
+        // In a request scope this is a DELETE: only the session's own
+        // principal may close it, in Redis for the whole fleet. Outside one
+        // rmcp calls it when a session's service ends on this instance
+        // (e.g. at shutdown), which must not end the session for the fleet:
+        // local only.
+        if scope::is_active() {
+            let Some(parsed) = self.checked_id(id) else {
+                return Err(RedisManagerError::NotFound);
+            };
+            let principal = scope::with_principal(|p| p.map(<[u8]>::to_vec));
+            let closed = match self.registry.lookup(&parsed, principal.as_deref()).await {
+                Ok(()) => self.registry.close(&parsed).await.map(drop),
+                Err(error) => Err(error),
+            };
+            match closed {
+                Ok(()) => {}
+                Err(StoreError::Lookup(_)) => {
+                    scope::record(Failure::NotFound);
+                    return Err(RedisManagerError::NotFound);
+                }
+                Err(error) => {
+                    scope::record(refusal(&error).0);
+                    return Err(error.into());
+                }
+            }
+        }
         stop_hosted(&self.hosted, id);
         Ok(())
     }
@@ -568,7 +683,9 @@ impl SessionManager for RedisSessionManager {
 /// with the session (no separate TTL to keep in step).
 ///
 /// `load` answers `None` for sessions that are not open (closed, evicted,
-/// expired); `delete` closes the session (rmcp calls it for a `DELETE`).
+/// expired) or, inside a request through [`RedisSessionLayer`], not visible
+/// to the request's principal; `delete` closes the session (rmcp calls it
+/// for a `DELETE`).
 #[derive(Clone, Debug)]
 pub struct RedisSessionStore {
     registry: RedisRegistry,
@@ -584,6 +701,11 @@ impl RedisSessionStore {
 #[async_trait::async_trait]
 impl SessionStore for RedisSessionStore {
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        if scope::has_failure() {
+            // The manager's `has_session` found the session not there for
+            // this request's principal (or its id malformed): no restore.
+            return Ok(None);
+        }
         let Ok(id) = SessionId::parse(session_id) else {
             return Ok(None);
         };
@@ -618,15 +740,20 @@ impl SessionStore for RedisSessionStore {
     }
 }
 
-/// The tower layer for a [`RedisSessionManager`]: validates
-/// `Mcp-Session-Id` in Redis (400 / 404 / 503 with `Retry-After`), closes
-/// the session in Redis on `DELETE`, binds new sessions to the request's
-/// [`SessionPrincipal`], and maps refused creations to 429 / 503 (as
+/// The tower layer for a [`RedisSessionManager`] (get it from
+/// [`RedisSessionManager::layer`]): admits `initialize` requests itself (429
+/// / 503 with `Retry-After` for a refusal, counted and logged once per
+/// cause, never passed to rmcp), runs rmcp with the request's
+/// [`SessionPrincipal`] in scope so that new sessions are bound to it and
+/// the manager validates `Mcp-Session-Id` in Redis where rmcp uses it
+/// (400 / 404 / 503 with `Retry-After`; a `DELETE` closes the session in
+/// Redis), and answers 413 for an `initialize` over the state limit. As
 /// [`SessionLayer`](crate::integrations::rmcp::SessionLayer) does in
-/// process).
+/// process.
 #[derive(Clone, Debug)]
 pub struct RedisSessionLayer {
     registry: RedisRegistry,
+    refusals: Arc<RefusalLog>,
 }
 
 impl RedisSessionLayer {
@@ -635,6 +762,7 @@ impl RedisSessionLayer {
         RedisSessionService {
             inner,
             registry: self.registry.clone(),
+            refusals: self.refusals.clone(),
         }
     }
 }
@@ -652,24 +780,25 @@ impl<S> Layer<S> for RedisSessionLayer {
 pub struct RedisSessionService<S> {
     inner: S,
     registry: RedisRegistry,
+    refusals: Arc<RefusalLog>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-fn unavailable_response() -> BoxResponse {
-    response::for_failure(&Failure::Refused {
-        status: 503,
-        retry_after_secs: Some(1),
-        message: "Service Unavailable: the session store is unavailable",
-    })
-}
+/// An `initialize` over the session state limit: 413.
+const STATE_TOO_LARGE: Failure = Failure::Refused {
+    status: 413,
+    retry_after_secs: None,
+    message: "Content Too Large: the initialize request exceeds the session state limit",
+};
 
 impl<S, B> Service<Request<B>> for RedisSessionService<S>
 where
-    S: Service<Request<B>, Response = BoxResponse> + Clone + Send + 'static,
+    S: Service<Request<LayerBody<B>>, Response = BoxResponse> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = BoxResponse;
     type Error = S::Error;
@@ -681,61 +810,72 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let principal = request.extensions().get::<SessionPrincipal>().cloned();
-        let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
-        let header = values.next().map(|v| v.as_bytes().to_vec());
-        let several = values.next().is_some();
+        let malformed = session_header_is_malformed(&request);
         let is_delete = request.method() == Method::DELETE;
+        let admit_here = may_be_initialize(&request);
+        let max_state = self.registry.max_state_bytes();
         // An `initialize` (a POST without a session id) whose body exceeds
         // the state limit could not be stored: 413 before anything is
         // created. (A body without Content-Length that turns out too large
         // gets its session closed when the store refuses it.)
-        let too_large = header.is_none()
+        let too_large = !request
+            .headers()
+            .contains_key(crate::integrations::rmcp::MCP_SESSION_ID)
             && request.method() == Method::POST
             && request
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                .is_some_and(|len| len > self.registry.max_state_bytes());
+                .is_some_and(|len| len > max_state);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let registry = self.registry.clone();
+        let refusals = self.refusals.clone();
         Box::pin(async move {
             if too_large {
-                return Ok(response::for_failure(&Failure::Refused {
-                    status: 413,
-                    retry_after_secs: None,
-                    message: "Content Too Large: the initialize request exceeds the session state limit",
-                }));
+                return Ok(response::for_failure(&STATE_TOO_LARGE));
             }
-            if let Some(header) = header {
-                if several {
-                    return Ok(response::malformed_session_id());
-                }
-                let Ok(id) = SessionId::parse_bytes(&header) else {
-                    return Ok(response::malformed_session_id());
+            let mut prepared = None;
+            let request = if admit_here {
+                // Read the (small) body to admit an `initialize` here: a
+                // refusal is answered without rmcp, which would log each
+                // one at ERROR.
+                let (parts, body) = request.into_parts();
+                let Ok(body) = body.collect().await.map(|body| body.to_bytes()) else {
+                    return Ok(response::unreadable_body());
                 };
-                let bytes = principal.as_ref().map(SessionPrincipal::as_bytes);
-                match registry.lookup(&id, bytes).await {
-                    Ok(()) => {}
-                    Err(StoreError::Lookup(LookupError::MalformedId(_))) => {
-                        return Ok(response::malformed_session_id());
+                if is_initialize(&body) {
+                    let bytes = principal.as_ref().map(SessionPrincipal::as_bytes);
+                    match admit(&registry, &refusals, bytes).await {
+                        Ok(created) => prepared = Some(created),
+                        Err((failure, _)) => return Ok(response::for_failure(&failure)),
                     }
-                    Err(StoreError::Lookup(_)) => return Ok(response::session_not_found()),
-                    Err(_) => return Ok(unavailable_response()),
                 }
-                if is_delete && registry.close(&id).await.is_err() {
-                    return Ok(unavailable_response());
-                }
+                Request::from_parts(parts, Either::Right(Full::new(body)))
+            } else {
+                request.map(Either::Left)
+            };
+            let (result, failure, unused) =
+                scope::run_prepared(principal, malformed, prepared, async move {
+                    inner.call(request).await
+                })
+                .await;
+            if let Some(unused) = unused {
+                // rmcp refused the request before creating its session
+                // (e.g. a bad MCP-Protocol-Version): give the slot back.
+                let _ = registry.close(&unused.id).await;
             }
-            let (result, failure) =
-                scope::run(principal, false, async move { inner.call(request).await }).await;
             let mut response = result?;
             if let Some(failure) = failure
-                && response.status() == StatusCode::INTERNAL_SERVER_ERROR
+                && matches!(
+                    response.status(),
+                    StatusCode::INTERNAL_SERVER_ERROR | StatusCode::NOT_FOUND
+                )
             {
                 return Ok(response::for_failure(&failure));
             }
             if is_delete && response.status() == StatusCode::ACCEPTED {
+                // The session is closed by the time rmcp answers.
                 *response.status_mut() = StatusCode::NO_CONTENT;
             }
             Ok(response)

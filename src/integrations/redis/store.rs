@@ -51,6 +51,7 @@ struct Scripts {
     close: Script,
     meta: Script,
     purge: Script,
+    take: Script,
 }
 
 impl Scripts {
@@ -62,6 +63,7 @@ impl Scripts {
             close: with_common(include_str!("scripts/close.lua")),
             meta: with_common(include_str!("scripts/meta.lua")),
             purge: with_common(include_str!("scripts/purge.lua")),
+            take: with_common(include_str!("scripts/take.lua")),
         }
     }
 }
@@ -70,7 +72,7 @@ impl Scripts {
 #[derive(Clone, Debug)]
 pub(crate) struct Keys {
     /// Every key of the registry, in the scripts' `KEYS` order.
-    shared: [String; 10],
+    shared: [String; 11],
 }
 
 impl Keys {
@@ -89,6 +91,7 @@ impl Keys {
                 key("stats"),
                 key("owner"),
                 key("data"),
+                key("byprin"),
             ],
         }
     }
@@ -137,6 +140,8 @@ pub struct RedisRegistryBuilder {
     secret: Option<Secret>,
     allow_evicting_policy: bool,
     wait: Option<(u32, Duration)>,
+    max_per_principal: usize,
+    max_anonymous: Option<usize>,
 }
 
 /// The fleet secret; never printed.
@@ -166,6 +171,8 @@ impl Default for RedisRegistryBuilder {
             secret: None,
             allow_evicting_policy: false,
             wait: None,
+            max_per_principal: 0,
+            max_anonymous: None,
         }
     }
 }
@@ -186,6 +193,9 @@ struct Settings {
     max_state_bytes: u64,
     /// `WAIT` after each write: (replicas, timeout ms).
     wait: Option<(u32, u64)>,
+    /// Per-principal cap and anonymous-class cap (0 = off each).
+    max_per_principal: u64,
+    max_anonymous: u64,
 }
 
 fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
@@ -320,6 +330,29 @@ impl RedisRegistryBuilder {
         self
     }
 
+    /// The most sessions one principal may hold open at once across the
+    /// fleet (exact, as `max_sessions` is; 0 = no cap, the default). At the
+    /// cap, [`OnFull::EvictOldest`] closes that principal's own oldest
+    /// session (reason `evicted`), whose global slot the new one takes, so
+    /// a flood from one principal churns only its own sessions;
+    /// [`OnFull::Reject`] refuses with [`CreateError::PrincipalFull`]
+    /// (HTTP 429). Sessions without a principal form one class, the
+    /// anonymous principal, capped by
+    /// [`max_anonymous_sessions`](Self::max_anonymous_sessions) (default:
+    /// this cap). The cap counts sessions created by this version or later.
+    pub fn max_sessions_per_principal(mut self, max: usize) -> Self {
+        self.max_per_principal = max;
+        self
+    }
+
+    /// The cap of the anonymous class: sessions created without a principal
+    /// (default: [`max_sessions_per_principal`](Self::max_sessions_per_principal);
+    /// 0 = no cap).
+    pub fn max_anonymous_sessions(mut self, max: usize) -> Self {
+        self.max_anonymous = Some(max);
+        self
+    }
+
     /// The approximate length the close-event stream is trimmed to
     /// (`XADD MAXLEN ~`). A subscriber that falls further behind than this
     /// loses the oldest events it has not read. Default 100,000.
@@ -374,6 +407,8 @@ impl RedisRegistryBuilder {
                     Some((n, timeout_ms("wait_for_replicas timeout", Some(timeout))?))
                 }
             },
+            max_per_principal: self.max_per_principal as u64,
+            max_anonymous: self.max_anonymous.unwrap_or(self.max_per_principal) as u64,
         })
     }
 
@@ -596,10 +631,15 @@ pub struct RedisStats {
     pub max_lifetime: u64,
     /// Expired: init timeout.
     pub init_timeout: u64,
+    /// Taken for single use by [`RedisRegistry::take`].
+    pub redeemed: u64,
     /// Creates refused at capacity (`Reject`).
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
     pub rate_limited: u64,
+    /// Creates refused at the principal's (or the anonymous class's) cap
+    /// (`Reject`).
+    pub rejected_principal_full: u64,
     /// Times a close-event subscriber found events it had not read trimmed
     /// away or lost (see [`ClosedEvents`]), across the fleet.
     pub events_gaps: u64,
@@ -608,7 +648,12 @@ pub struct RedisStats {
 impl RedisStats {
     /// Every close, whatever the reason.
     pub fn closed_total(&self) -> u64 {
-        self.closed + self.evicted + self.idle_timeout + self.max_lifetime + self.init_timeout
+        self.closed
+            + self.evicted
+            + self.idle_timeout
+            + self.max_lifetime
+            + self.init_timeout
+            + self.redeemed
     }
 }
 
@@ -794,14 +839,17 @@ impl RedisRegistry {
 
     /// Creates a session, bound to `principal` if given: one script that
     /// removes expired sessions, checks the sliding-window rate limit, then
-    /// the exact global bound (evicting the globally oldest sessions under
-    /// `EvictOldest`, or refusing under `Reject`), and inserts.
+    /// the principal's cap (if set: evicting its own oldest session under
+    /// `EvictOldest`, or refusing under `Reject`), then the exact global
+    /// bound (evicting the globally oldest sessions under `EvictOldest`, or
+    /// refusing under `Reject`), and inserts.
     ///
     /// # Errors
     ///
     /// [`StoreError::Create`] with [`CreateError::RateLimited`] (429),
-    /// [`CreateError::AtCapacity`] (503), [`CreateError::Entropy`] or
-    /// [`CreateError::IdCollision`]; [`StoreError::StoreUnavailable`].
+    /// [`CreateError::PrincipalFull`] (429), [`CreateError::AtCapacity`]
+    /// (503), [`CreateError::Entropy`] or [`CreateError::IdCollision`];
+    /// [`StoreError::StoreUnavailable`].
     pub async fn create(&self, principal: Option<&[u8]>) -> Result<Created, StoreError> {
         let digest = self.digest(principal);
         // 122 random bits: a collision needs a broken id source; retry a few
@@ -822,7 +870,9 @@ impl RedisRegistry {
                         .arg(s.life_ms)
                         .arg(s.init_ms)
                         .arg(s.rate_max)
-                        .arg(s.rate_window_ms);
+                        .arg(s.rate_window_ms)
+                        .arg(s.max_per_principal)
+                        .arg(s.max_anonymous);
                 })
                 .await;
             let (reply, repeated) = match sent {
@@ -860,6 +910,7 @@ impl RedisRegistry {
                     .into());
                 }
                 Some("full") => return Err(CreateError::AtCapacity.into()),
+                Some("principal_full") => return Err(CreateError::PrincipalFull.into()),
                 Some("collision") if repeated && items.get(2).and_then(int) == Some(1) => {
                     // The lost reply's create went through; its evictions,
                     // if any, reach their hosts through the event stream.
@@ -982,6 +1033,42 @@ impl RedisRegistry {
     /// [`StoreError::StoreUnavailable`].
     pub async fn close(&self, id: &SessionId) -> Result<bool, StoreError> {
         self.close_op(id, "close").await
+    }
+
+    /// Takes session `id` for single use: if it is open, unexpired and
+    /// visible to `principal` (as for [`lookup`](Self::lookup)), removes it
+    /// with close reason [`Redeemed`](crate::CloseReason::Redeemed): its
+    /// slot is freed and its close event reaches every subscriber. One
+    /// atomic script, so among concurrent takers, closes, evictions and
+    /// expiries across the fleet exactly one removes the session; every
+    /// other taker gets [`LookupError::NotFound`]. For one-time tokens:
+    /// nonces, redeemable handles.
+    ///
+    /// A take is not repeated after a dropped connection (a repeat of one
+    /// that did run would answer "not found" for a session this caller
+    /// took): [`StoreError::StoreUnavailable`] then means the session may
+    /// or may not have been taken, and nobody else can take it twice.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lookup`] (404) if it is not there for `principal` or
+    /// was taken, closed, evicted or expired first;
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn take(&self, id: &SessionId, principal: Option<&[u8]>) -> Result<(), StoreError> {
+        let digest = self.digest(principal);
+        let (reply, _) = self
+            .run_with(&self.inner.scripts.take, false, |inv| {
+                inv.arg(id.to_string()).arg(digest.as_slice());
+            })
+            .await?;
+        match int(&reply) {
+            Some(1) => {
+                self.replicated().await?;
+                Ok(())
+            }
+            Some(0) => Err(LookupError::NotFound.into()),
+            _ => Err(bad_reply("take", &reply).into()),
+        }
     }
 
     /// Confirms session `id` (its `initialize` handshake completed): the
@@ -1178,8 +1265,10 @@ impl RedisRegistry {
                 Some("idle_timeout") => stats.idle_timeout = n,
                 Some("max_lifetime") => stats.max_lifetime = n,
                 Some("init_timeout") => stats.init_timeout = n,
+                Some("redeemed") => stats.redeemed = n,
                 Some("rejected_full") => stats.rejected_full = n,
                 Some("rate_limited") => stats.rate_limited = n,
+                Some("rejected_principal_full") => stats.rejected_principal_full = n,
                 Some("events_gaps") => stats.events_gaps = n,
                 _ => {}
             }
@@ -1264,6 +1353,33 @@ impl RedisRegistry {
         )
         .await?;
         Ok(scores.into_iter().map(|score| score.is_some()).collect())
+    }
+
+    /// The id of the newest entry in the close-event stream (`0-0` if it is
+    /// empty): a subscription [`EventsFrom::After`] it sees every close
+    /// that happens after this call returned.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::StoreUnavailable`].
+    pub async fn newest_event_id(&self) -> Result<String, StoreError> {
+        let mut conn = self.inner.conn.clone();
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(self.inner.keys.events())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let reply: Value =
+            with_timeout(self.inner.settings.call_timeout, cmd.query_async(&mut conn)).await?;
+        let newest = match &reply {
+            Value::Array(entries) => match entries.first() {
+                Some(Value::Array(parts)) => parts.first().and_then(text).map(str::to_owned),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(newest.unwrap_or_else(|| "0-0".to_owned()))
     }
 
     /// Spawns a task on the current tokio runtime that calls

@@ -140,11 +140,11 @@ pub type LayerBody<B> = Either<B, Full<Bytes>>;
 /// The largest POST body (by `Content-Length`) the layer reads to admit an
 /// `initialize` itself; larger or unsized bodies pass to rmcp unread (an
 /// `initialize` is a few hundred bytes).
-const ADMISSION_PEEK_LIMIT: u64 = 64 * 1024;
+pub(crate) const ADMISSION_PEEK_LIMIT: u64 = 64 * 1024;
 
 /// `true` for a POST without `Mcp-Session-Id` whose declared body is small:
 /// possibly an `initialize`, worth reading before rmcp does.
-fn may_be_initialize<B>(request: &Request<B>) -> bool {
+pub(crate) fn may_be_initialize<B>(request: &Request<B>) -> bool {
     request.method() == Method::POST
         && !request.headers().contains_key(MCP_SESSION_ID)
         && request
@@ -157,7 +157,7 @@ fn may_be_initialize<B>(request: &Request<B>) -> bool {
 
 /// `true` if `body` is a JSON-RPC `initialize` request (rmcp classifies
 /// every `initialize` as a legacy, session-creating request).
-fn is_initialize(body: &[u8]) -> bool {
+pub(crate) fn is_initialize(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .is_some_and(|message| message.get("method").and_then(|m| m.as_str()) == Some("initialize"))
@@ -165,7 +165,7 @@ fn is_initialize(body: &[u8]) -> bool {
 
 /// `true` if the request's `Mcp-Session-Id` cannot name a session: more
 /// than one header, or a value that is not a canonical session id.
-fn session_header_is_malformed<B>(request: &Request<B>) -> bool {
+pub(crate) fn session_header_is_malformed<B>(request: &Request<B>) -> bool {
     let mut values = request.headers().get_all(MCP_SESSION_ID).iter();
     let Some(value) = values.next() else {
         return false;

@@ -286,7 +286,7 @@ impl SessionManager for RegistrySessionManager {
             return Err(ManagerError::NotFound);
         }
         // Admitted by the layer already (see `SessionLayer`), or here.
-        let prepared = match scope::take_prepared() {
+        let prepared = match scope::take_prepared::<Prepared>() {
             Some(prepared) => prepared,
             None => scope::with_principal(|principal| self.creator.create(principal)).map_err(
                 |refused| {

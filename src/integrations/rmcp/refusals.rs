@@ -15,14 +15,18 @@ pub(crate) enum Cause {
     AtCapacity = 1,
     PrincipalRequired = 2,
     Other = 3,
+    /// Fleet mode: the session store (Redis) did not answer.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    StoreUnavailable = 4,
 }
 
 impl Cause {
-    const ALL: [Cause; 4] = [
+    const ALL: [Cause; 5] = [
         Cause::RateLimited,
         Cause::AtCapacity,
         Cause::PrincipalRequired,
         Cause::Other,
+        Cause::StoreUnavailable,
     ];
 
     fn as_str(self) -> &'static str {
@@ -31,6 +35,7 @@ impl Cause {
             Cause::AtCapacity => "at capacity",
             Cause::PrincipalRequired => "no principal",
             Cause::Other => "internal error",
+            Cause::StoreUnavailable => "session store unavailable",
         }
     }
 }
@@ -51,17 +56,20 @@ pub struct Refusals {
     pub principal_required: u64,
     /// Failed for another reason (the OS random generator; 500).
     pub other: u64,
+    /// Fleet mode: the session store (Redis) was unreachable or too slow
+    /// (503).
+    pub store_unavailable: u64,
 }
 
 /// Counts and rate-limited logging of refusals.
 #[derive(Debug)]
 pub(crate) struct RefusalLog {
     started: Instant,
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; 5],
     /// Per cause: when it was last logged (ms since `started`, +1; 0 = never).
-    logged_at: [AtomicU64; 4],
+    logged_at: [AtomicU64; 5],
     /// Per cause: the count when it was last logged.
-    logged_count: [AtomicU64; 4],
+    logged_count: [AtomicU64; 5],
 }
 
 impl Default for RefusalLog {
@@ -105,13 +113,19 @@ impl RefusalLog {
     }
 
     pub(crate) fn snapshot(&self) -> Refusals {
-        let [rate_limited, at_capacity, principal_required, other] =
-            Cause::ALL.map(|cause| self.counts[cause as usize].load(Ordering::Relaxed));
+        let [
+            rate_limited,
+            at_capacity,
+            principal_required,
+            other,
+            store_unavailable,
+        ] = Cause::ALL.map(|cause| self.counts[cause as usize].load(Ordering::Relaxed));
         Refusals {
             rate_limited,
             at_capacity,
             principal_required,
             other,
+            store_unavailable,
         }
     }
 }

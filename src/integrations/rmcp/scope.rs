@@ -18,10 +18,10 @@
 //! the layer is bound to the request's principal, and refused creates come
 //! back as 429/503.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::future::Future;
 
-use super::creator::Prepared;
 use super::principal::SessionPrincipal;
 
 tokio::task_local! {
@@ -37,8 +37,9 @@ struct RequestScope {
     malformed_session_id: bool,
     failure: Cell<Option<Failure>>,
     /// A session the layer created for this request's `initialize`, for
-    /// the manager's `create_session` to take.
-    prepared: Cell<Option<Prepared>>,
+    /// the manager's `create_session` to take (the in-memory manager's
+    /// `creator::Prepared`, or fleet mode's `Created`).
+    prepared: Cell<Option<Box<dyn Any + Send>>>,
 }
 
 /// Why the manager failed a call, for the layer to answer with the right
@@ -67,44 +68,65 @@ pub(crate) const CLOSED_DURING_INITIALIZE: Failure = Failure::Refused {
     message: "Service Unavailable: the session was closed before its initialize completed",
 };
 
-/// Runs `future` with `principal` visible to the manager; returns its output
-/// and the failure the manager recorded, if any.
-pub(crate) async fn run<F: Future>(
+/// Runs `future` with `principal` visible to the manager and, if given, a
+/// session prepared for the manager's `create_session`; returns its
+/// output, the failure the manager recorded, if any, and the prepared
+/// session if the manager did not take it (rmcp refused the request before
+/// creating a session), for the caller to close.
+pub(crate) async fn run_prepared<F: Future, P: Any + Send>(
     principal: Option<SessionPrincipal>,
     malformed_session_id: bool,
+    prepared: Option<P>,
     future: F,
-) -> (F::Output, Option<Failure>) {
-    let (output, failure, _) = run_prepared(principal, malformed_session_id, None, future).await;
-    (output, failure)
-}
-
-/// [`run`] with a session prepared for the manager's `create_session`;
-/// also returns it if the manager did not take it (rmcp refused the
-/// request before creating a session), for the caller to close.
-pub(crate) async fn run_prepared<F: Future>(
-    principal: Option<SessionPrincipal>,
-    malformed_session_id: bool,
-    prepared: Option<Prepared>,
-    future: F,
-) -> (F::Output, Option<Failure>, Option<Prepared>) {
+) -> (F::Output, Option<Failure>, Option<P>) {
     let scope = RequestScope {
         principal,
         malformed_session_id,
         failure: Cell::new(None),
-        prepared: Cell::new(prepared),
+        prepared: Cell::new(prepared.map(|p| Box::new(p) as Box<dyn Any + Send>)),
     };
     SCOPE
         .scope(scope, async move {
             let output = future.await;
             let (failure, left) = SCOPE.with(|scope| (scope.failure.take(), scope.prepared.take()));
+            let left = left
+                .and_then(|left| left.downcast::<P>().ok())
+                .map(|left| *left);
             (output, failure, left)
         })
         .await
 }
 
-/// Takes the session the layer prepared for this request, if any.
-pub(crate) fn take_prepared() -> Option<Prepared> {
-    SCOPE.try_with(|scope| scope.prepared.take()).ok().flatten()
+/// Takes the session of type `P` the layer prepared for this request, if
+/// any.
+pub(crate) fn take_prepared<P: Any>() -> Option<P> {
+    SCOPE
+        .try_with(|scope| {
+            let prepared = scope.prepared.take()?;
+            match prepared.downcast::<P>() {
+                Ok(prepared) => Some(*prepared),
+                Err(other) => {
+                    scope.prepared.set(Some(other)); // not ours: leave it
+                    None
+                }
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// `true` if the manager recorded a failure for the current request (e.g.
+/// its session is not there for its principal); `false` outside a scope.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn has_failure() -> bool {
+    SCOPE
+        .try_with(|scope| {
+            let failure = scope.failure.take();
+            let has = failure.is_some();
+            scope.failure.set(failure);
+            has
+        })
+        .unwrap_or(false)
 }
 
 /// `true` inside a [`run`] scope (a request that went through the layer).
@@ -146,6 +168,31 @@ pub(crate) fn record(failure: Failure) {
 mod tests {
     use super::*;
 
+    async fn run<F: Future>(
+        principal: Option<SessionPrincipal>,
+        malformed: bool,
+        future: F,
+    ) -> (F::Output, Option<Failure>) {
+        let (output, failure, _) = run_prepared(principal, malformed, None::<()>, future).await;
+        (output, failure)
+    }
+
+    #[tokio::test]
+    async fn a_prepared_value_is_taken_by_its_type_only() {
+        let (taken, _, left) = run_prepared(None, false, Some(7u32), async {
+            assert_eq!(
+                take_prepared::<String>(),
+                None,
+                "another type is left alone"
+            );
+            take_prepared::<u32>()
+        })
+        .await;
+        assert_eq!((taken, left), (Some(7), None));
+        let (_, _, left) = run_prepared(None, false, Some(8u32), async {}).await;
+        assert_eq!(left, Some(8), "an untaken value comes back");
+    }
+
     #[tokio::test]
     async fn the_principal_and_failures_cross_awaits_and_stay_in_their_request() {
         assert!(!is_active());
@@ -162,9 +209,11 @@ mod tests {
                 retry_after_secs: Some(1),
                 message: "later failures do not replace the first",
             });
+            assert!(has_failure());
             seen
         })
         .await;
+        assert!(!has_failure(), "outside a scope");
         assert_eq!(seen.as_deref(), Some(&b"alice"[..]));
         assert_eq!(failure, Some(Failure::NotFound));
 

@@ -8,11 +8,15 @@ import {
   SESSION_ID_LEN,
   SessionError,
   SessionRegistry,
+  Fleet,
   errorFromStatus,
+  fleetSupported,
   libraryPath,
   platformPackageName,
   version,
   type ClosedSession,
+  type FleetEvent,
+  type FleetOptions,
   type RegistryStats,
   type SessionRegistryOptions,
 } from 'mcp-session-core';
@@ -33,6 +37,7 @@ function describe(code: ErrorCode): number {
       return 500;
     case 'AT_CAPACITY':
     case 'SHUT_DOWN':
+    case 'STORE_UNAVAILABLE':
     case 'REGISTRY_FREED':
       return 503;
     case 'RATE_LIMITED':
@@ -118,3 +123,25 @@ const notAnError: SessionError = errorFromStatus(0);
 new SessionRegistry<Transport>({ onClose: (ev: ClosedSession<number>) => {} });
 
 export { closed, purged, drained, discarded, held, rest, ok, freed, unknownReason, len, paths, badReason, notAnError };
+
+// Fleet mode: async, no values; events by id.
+async function fleetUsage(): Promise<void> {
+  if (!fleetSupported()) return;
+  const options: FleetOptions = { secret: 'fleet-secret-0123456789', maxSessions: 100, onFull: 'reject' };
+  const fleet = await Fleet.connect('redis://127.0.0.1:6379/', options);
+  const id: string = await fleet.create('alice');
+  await fleet.get(id, 'alice');
+  await fleet.take(id, Buffer.from('alice'));
+  const events: FleetEvent[] = fleet.drainEvents();
+  for (const e of events) {
+    if ('gap' in e) continue;
+    const reason: CloseReason = e.reason;
+    void reason;
+  }
+  const live: number = (await fleet.stats()).live;
+  void live;
+  // @ts-expect-error onFull is 'evict' | 'reject'
+  await Fleet.connect('redis://127.0.0.1:6379/', { onFull: 'drop' });
+  await fleet.free();
+}
+void fleetUsage;

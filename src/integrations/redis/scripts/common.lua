@@ -15,11 +15,15 @@
 --                  session without an entry here is not found by anyone
 -- KEYS[10] data    HASH id -> MessagePack map of the session's fields
 --                  (`m:<name>` metadata, `r:<name>` integration state)
+-- KEYS[11] byprin  ZSET (all scores 0) of class .. seq (20 digits) .. id,
+--                  class = 'p' .. principal digest, or 'a' for unbound
+--                  sessions: each class's sessions in creation order, for
+--                  the per-principal bound (ZLEXCOUNT) and its FIFO
 -- ARGV[1] the close-event stream's approximate MAXLEN
 -- ARGV[2] the most expired sessions one call removes per deadline set
 local K_FIFO, K_IDLE, K_LIFE, K_INIT = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SEQ, K_RATE, K_EVENTS, K_STATS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_OWNER, K_DATA = KEYS[9], KEYS[10]
+local K_OWNER, K_DATA, K_BYPRIN = KEYS[9], KEYS[10], KEYS[11]
 local EVENTS_MAXLEN = ARGV[1]
 local SWEEP_BATCH = tonumber(ARGV[2])
 
@@ -29,11 +33,31 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The class of a principal digest: its sessions share this prefix in
+-- K_BYPRIN ('a': unbound sessions, the anonymous class).
+local function class_of(digest)
+  if digest == '' then
+    return 'a'
+  end
+  return 'p' .. digest
+end
+
+-- A session's entry in K_BYPRIN.
+local function class_member(digest, seq, id)
+  return class_of(digest) .. string.format('%020d', tonumber(seq)) .. id
+end
+
 -- Removes a live session with `reason`; emits its close event and counts
 -- it. Returns true if it was live (exactly-once close).
 local function remove(id, reason)
-  if redis.call('ZREM', K_FIFO, id) == 0 then
+  local seq = redis.call('ZSCORE', K_FIFO, id)
+  if not seq then
     return false
+  end
+  redis.call('ZREM', K_FIFO, id)
+  local digest = redis.call('HGET', K_OWNER, id)
+  if digest then
+    redis.call('ZREM', K_BYPRIN, class_member(digest, seq, id))
   end
   redis.call('ZREM', K_IDLE, id)
   redis.call('ZREM', K_LIFE, id)

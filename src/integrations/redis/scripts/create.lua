@@ -3,13 +3,16 @@
 -- ARGV[3] id, ARGV[4] principal digest ('' = unbound), ARGV[5] max_sessions,
 -- ARGV[6] evict (1) or reject (0), ARGV[7] idle ms, ARGV[8] lifetime ms,
 -- ARGV[9] init ms (0 = off each), ARGV[10] rate max, ARGV[11] rate window ms
--- (0 = off).
+-- (0 = off), ARGV[12] per-principal cap, ARGV[13] anonymous cap (0 = off
+-- each).
 -- Returns {'ok', seq, evicted ids...} | {'rate_limited', retry_ms} |
--- {'full'} | {'collision', seq, same principal (1/0)}.
+-- {'full'} | {'principal_full'} | {'collision', seq, same principal (1/0)}.
 local id, digest = ARGV[3], ARGV[4]
 local max_sessions, evict = tonumber(ARGV[5]), ARGV[6] == '1'
 local idle_ms, life_ms, init_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local rate_max, rate_window = tonumber(ARGV[10]), tonumber(ARGV[11])
+local class_cap = tonumber(ARGV[12])
+if digest == '' then class_cap = tonumber(ARGV[13]) end
 
 -- The id is taken. Checked first, before the rate limit and the bound: a
 -- repeated create (its first reply was lost) finds its own session here
@@ -36,6 +39,28 @@ if rate_max > 0 then
 end
 
 local reply = {'ok', 0}
+-- The per-principal bound first: at its cap a principal (or the anonymous
+-- class) evicts its own oldest session, whose global slot goes with it, so
+-- a flood from one principal churns only its own sessions.
+if class_cap > 0 then
+  local class = class_of(digest)
+  local lo, hi = '[' .. class, '[' .. class .. '\255'
+  if redis.call('ZLEXCOUNT', K_BYPRIN, lo, hi) >= class_cap then
+    if not evict then
+      redis.call('HINCRBY', K_STATS, 'rejected_principal_full', 1)
+      return {'principal_full'}
+    end
+    while redis.call('ZLEXCOUNT', K_BYPRIN, lo, hi) >= class_cap do
+      local member = redis.call('ZRANGEBYLEX', K_BYPRIN, lo, hi, 'LIMIT', 0, 1)[1]
+      local oldest = string.sub(member, -36)
+      if not remove(oldest, 'evicted') then
+        redis.call('ZREM', K_BYPRIN, member) -- a stale entry (cannot normally exist)
+      else
+        reply[#reply + 1] = oldest
+      end
+    end
+  end
+end
 if redis.call('ZCARD', K_FIFO) >= max_sessions then
   if not evict then
     redis.call('HINCRBY', K_STATS, 'rejected_full', 1)
@@ -57,6 +82,7 @@ if rate_max > 0 then
 end
 redis.call('ZADD', K_FIFO, seq, id)
 redis.call('HSET', K_OWNER, id, digest)
+redis.call('ZADD', K_BYPRIN, 0, class_member(digest, seq, id))
 if idle_ms > 0 then redis.call('ZADD', K_IDLE, now + idle_ms, id) end
 if life_ms > 0 then redis.call('ZADD', K_LIFE, now + life_ms, id) end
 if init_ms > 0 then redis.call('ZADD', K_INIT, now + init_ms, id) end
