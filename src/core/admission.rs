@@ -38,6 +38,31 @@
 //! (invariant 4), and only its winner releases or inherits the slot
 //! (invariant 2).
 //!
+//! # Per-principal quotas: a second counter
+//!
+//! With quotas on, every entry also counts against its principal's
+//! [`Quota`] (the anonymous class is one more quota), and a creator takes a
+//! *principal slot before the global slot*:
+//!
+//! 1. a free principal slot (CAS below the principal's cap), or, at the cap
+//!    under `EvictOldest`, the principal's own oldest open session, whose
+//!    `try_close` it wins: that session's principal slot **and** global slot
+//!    are both handed over, and the global step is skipped; under `Reject`
+//!    the create fails with [`Refused::PrincipalFull`];
+//! 2. then a global slot as above; if it evicts a session of any principal
+//!    to get it, it inherits only the victim's global slot and releases the
+//!    victim's principal slot; if it finds none under `Reject`, it gives its
+//!    principal slot back and fails with [`Refused::AtCapacity`].
+//!
+//! A close releases both slots after winning `try_close`. So every visible
+//! session owns a distinct slot on both counters, and neither counter ever
+//! exceeds its cap: **visible sessions of a principal ≤ its cap, at every
+//! instant**, with the same argument as the global bound. No cycle of waits
+//! can form: a creator waiting for a principal slot holds no slot; one
+//! waiting for a global slot holds only a principal slot, and global slots
+//! are held only by open sessions (evictable) or by creators a step from
+//! publishing.
+//!
 //! # Progress
 //!
 //! [`close`] is lock-free given lock-free index and FIFO removals. [`create`]
@@ -67,7 +92,8 @@ pub enum OnFull {
     /// [`crate::CloseReason::Evicted`] and give its slot to the new one.
     #[default]
     EvictOldest,
-    /// Fail the create with [`crate::CreateError::AtCapacity`].
+    /// Fail the create with [`crate::CreateError::AtCapacity`] (or, at the
+    /// principal's cap, [`crate::CreateError::PrincipalFull`]).
     Reject,
 }
 
@@ -300,19 +326,7 @@ impl Capacity {
     /// Takes a free slot if there is one. Lock-free: a failed CAS means
     /// another thread's succeeded.
     fn try_reserve(&self) -> bool {
-        let mut current = self.reserved.load(Ordering::SeqCst);
-        while current < self.max {
-            match self.reserved.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
-        false
+        reserve_below(&self.reserved, self.max)
     }
 
     fn release(&self) {
@@ -321,11 +335,86 @@ impl Capacity {
     }
 }
 
+/// One principal's slot counter: the number of slots its sessions hold,
+/// never above `max` (the per-principal cap, or the anonymous class's).
+#[derive(Debug)]
+pub struct Quota {
+    reserved: AtomicUsize,
+    max: usize,
+}
+
+impl Quota {
+    /// A quota of `max` slots, none reserved (`usize::MAX`: no cap).
+    pub fn new(max: usize) -> Self {
+        Self {
+            reserved: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// The cap.
+    #[inline]
+    #[cfg_attr(not(mcp_session_core_loom), allow(dead_code))]
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Slots held now. At quiescence this equals the principal's open
+    /// sessions.
+    #[inline]
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::SeqCst)
+    }
+
+    /// `true` if no slot is free right now (a hint).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.reserved() >= self.max
+    }
+
+    fn try_reserve(&self) -> bool {
+        reserve_below(&self.reserved, self.max)
+    }
+
+    fn release(&self) {
+        let previous = self.reserved.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(
+            previous > 0,
+            "released a principal slot that was not reserved"
+        );
+    }
+}
+
+/// CAS `n → n + 1` while `n < max`. Lock-free: a failed CAS means another
+/// thread's succeeded.
+fn reserve_below(counter: &AtomicUsize, max: usize) -> bool {
+    let mut current = counter.load(Ordering::SeqCst);
+    while current < max {
+        match counter.compare_exchange_weak(
+            current,
+            current + 1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
+    }
+    false
+}
+
 /// An entry the protocol can admit: it exposes its [`SessionState`].
 /// Cloning must be cheap (the registry's entries are `Arc`s).
 pub trait Admissible: Clone {
     /// The entry's lifecycle state.
     fn state(&self) -> &SessionState;
+
+    /// The principal quota the entry counts against, if quotas are on. All
+    /// entries of one principal return the same quota while any of them
+    /// holds a slot in it.
+    fn quota(&self) -> Option<&Quota> {
+        None
+    }
 }
 
 /// The id → entry index (the registry's `scc::HashIndex`).
@@ -347,6 +436,9 @@ pub trait Fifo<E> {
     /// Visits entries oldest first and returns the first one for which
     /// `claim` returns `true`, or `None` if `claim` accepted none.
     fn claim_oldest(&self, claim: impl FnMut(&E) -> bool) -> Option<E>;
+    /// As [`claim_oldest`](Self::claim_oldest), over the entries of
+    /// `of`'s principal only (those with the same [`Admissible::quota`]).
+    fn claim_oldest_of_principal(&self, of: &E, claim: impl FnMut(&E) -> bool) -> Option<E>;
 }
 
 /// Why [`create`] did not admit the entry. Either way nothing was reserved
@@ -357,20 +449,29 @@ pub enum Refused {
     IdTaken,
     /// No free slot, and the policy is [`OnFull::Reject`].
     AtCapacity,
+    /// The entry's principal holds its cap of slots, and the policy is
+    /// [`OnFull::Reject`].
+    PrincipalFull,
 }
 
-/// Creates `entry` (state `RESERVED`): inserts it, takes a slot (a free one,
-/// or the oldest open session's under `EvictOldest`), publishes it with the
-/// time `stamp` returns (read once, just before publishing, so the
-/// session's deadlines start when it becomes visible).
+/// Creates `entry` (state `RESERVED`): inserts it, takes a principal slot
+/// if quotas are on (a free one, or the principal's oldest open session's
+/// under `EvictOldest`, which hands over its global slot too), then a
+/// global slot (a free one, or the oldest open session's under
+/// `EvictOldest`), and publishes it with the time `stamp` returns (read
+/// once, just before publishing, so the session's deadlines start when it
+/// becomes visible).
 ///
-/// Returns the evicted session, if any: it is already closed and unlinked;
-/// the caller reports it with reason `Evicted`.
+/// Returns the evicted session, if any: it is already closed, its slots are
+/// accounted for, and it is unlinked; the caller reports it with reason
+/// `Evicted`.
 ///
 /// # Errors
 ///
-/// [`Refused::IdTaken`] if the id is in the index; [`Refused::AtCapacity`]
-/// if no slot is free under [`OnFull::Reject`].
+/// [`Refused::IdTaken`] if the id is in the index;
+/// [`Refused::PrincipalFull`] if the principal is at its cap and
+/// [`Refused::AtCapacity`] if no global slot is free, both under
+/// [`OnFull::Reject`].
 pub fn create<E, I, F>(
     capacity: &Capacity,
     index: &I,
@@ -388,8 +489,29 @@ where
         return Err(Refused::IdTaken);
     }
     fifo.push(entry);
-    match take_slot(capacity, fifo, on_full) {
-        Some(victim) => {
+    let slots = match take_principal_slot(fifo, on_full, entry) {
+        // At the principal's cap: its oldest session's two slots.
+        Ok(Some(victim)) => Ok(Some(victim)),
+        Ok(None) => match take_slot(capacity, fifo, on_full) {
+            Some(victim) => {
+                if let Some(quota) = victim.as_ref().and_then(Admissible::quota) {
+                    // Only the global slot is inherited; the victim's
+                    // principal slot goes back to its principal.
+                    quota.release();
+                }
+                Ok(victim)
+            }
+            None => {
+                if let Some(quota) = entry.quota() {
+                    quota.release();
+                }
+                Err(Refused::AtCapacity)
+            }
+        },
+        Err(refused) => Err(refused),
+    };
+    match slots {
+        Ok(victim) => {
             entry.state().publish(stamp());
             if let Some(victim) = &victim {
                 index.remove(victim);
@@ -397,12 +519,42 @@ where
             }
             Ok(victim)
         }
-        None => {
+        Err(refused) => {
             entry.state().abandon();
             fifo.remove(entry);
             index.remove(entry);
-            Err(Refused::AtCapacity)
+            Err(refused)
         }
+    }
+}
+
+/// `Ok(None)`: a free principal slot (or quotas are off); `Ok(Some(victim))`:
+/// the principal's oldest open session, closed, with both its slots handed
+/// over; `Err(PrincipalFull)`: at the cap under `Reject`.
+fn take_principal_slot<E, F>(fifo: &F, on_full: OnFull, entry: &E) -> Result<Option<E>, Refused>
+where
+    E: Admissible,
+    F: Fifo<E>,
+{
+    let Some(quota) = entry.quota() else {
+        return Ok(None);
+    };
+    let mut attempt = 0;
+    loop {
+        if quota.try_reserve() {
+            return Ok(None);
+        }
+        if on_full == OnFull::Reject {
+            return Err(Refused::PrincipalFull);
+        }
+        if let Some(victim) = fifo.claim_oldest_of_principal(entry, |e| e.state().try_close()) {
+            return Ok(Some(victim));
+        }
+        // Every principal slot is held by a create of this principal that
+        // has not published yet (or by a close between its CAS and its
+        // release); none of them waits for us.
+        wait_for_progress(attempt);
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -432,8 +584,8 @@ where
     }
 }
 
-/// Closes `entry` if it is open: wins its `try_close`, releases its slot,
-/// unlinks it. Returns `true` for the one call that closed it; `false` if it
+/// Closes `entry` if it is open: wins its `try_close`, releases its slot
+/// (and its principal slot), unlinks it. Returns `true` for the one call that closed it; `false` if it
 /// was already closed (idempotent).
 pub fn close<E, I, F>(capacity: &Capacity, index: &I, fifo: &F, entry: &E) -> bool
 where
@@ -462,6 +614,9 @@ where
 {
     let verdict = entry.state().try_close_if(decide)?;
     capacity.release();
+    if let Some(quota) = entry.quota() {
+        quota.release();
+    }
     index.remove(entry);
     fifo.remove(entry);
     Some(verdict)

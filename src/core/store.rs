@@ -89,34 +89,69 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
     }
 }
 
-/// creation sequence → entry: the FIFO order.
-pub(crate) struct CreationOrder<V>(TreeIndex<u64, Arc<Entry<V>>>);
+/// creation sequence → entry: the FIFO order; with per-principal caps also
+/// (principal record, creation sequence) → entry, each principal's own
+/// FIFO order (a range of one tree, so a principal costs no tree of its
+/// own).
+pub(crate) struct CreationOrder<V> {
+    all: TreeIndex<u64, Arc<Entry<V>>>,
+    by_principal: Option<TreeIndex<(u64, u64), Arc<Entry<V>>>>,
+}
 
 impl<V> CreationOrder<V> {
-    pub(crate) fn new() -> Self {
-        Self(TreeIndex::new())
+    /// `per_principal`: keep each principal's order too (needed when a
+    /// principal cap can be reached under `EvictOldest`).
+    pub(crate) fn new(per_principal: bool) -> Self {
+        Self {
+            all: TreeIndex::new(),
+            by_principal: per_principal.then(TreeIndex::new),
+        }
     }
 
     /// O(n): for tests and diagnostics only.
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.all.len()
     }
 }
 
 impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
     fn push(&self, entry: &Arc<Entry<V>>) {
-        let inserted = self.0.insert_sync(entry.seq, entry.clone()).is_ok();
+        let inserted = self.all.insert_sync(entry.seq, entry.clone()).is_ok();
         debug_assert!(inserted, "creation sequence numbers are unique");
+        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
+            let inserted = tree
+                .insert_sync((record.order, entry.seq), entry.clone())
+                .is_ok();
+            debug_assert!(inserted, "creation sequence numbers are unique");
+        }
     }
 
     fn remove(&self, entry: &Arc<Entry<V>>) {
-        self.0.remove_sync(&entry.seq);
+        self.all.remove_sync(&entry.seq);
+        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
+            tree.remove_sync(&(record.order, entry.seq));
+        }
     }
 
     fn claim_oldest(&self, mut claim: impl FnMut(&Arc<Entry<V>>) -> bool) -> Option<Arc<Entry<V>>> {
         let guard = Guard::new();
-        self.0
+        self.all
             .iter(&guard)
+            .map(|(_, entry)| entry)
+            .find(|entry| claim(entry))
+            .cloned()
+    }
+
+    fn claim_oldest_of_principal(
+        &self,
+        of: &Arc<Entry<V>>,
+        mut claim: impl FnMut(&Arc<Entry<V>>) -> bool,
+    ) -> Option<Arc<Entry<V>>> {
+        let (Some(tree), Some(record)) = (&self.by_principal, &of.record) else {
+            return None;
+        };
+        let guard = Guard::new();
+        tree.range((record.order, 0)..=(record.order, u64::MAX), &guard)
             .map(|(_, entry)| entry)
             .find(|entry| claim(entry))
             .cloned()
