@@ -220,6 +220,17 @@ impl Fifo<Entry> for TestFifo {
         }
     }
 
+    /// This file's entries carry no quota (see `principals.rs` for the
+    /// per-principal models), so the protocol never asks for a principal's
+    /// oldest.
+    fn claim_oldest_of_principal(
+        &self,
+        of: &Entry,
+        _claim: impl FnMut(&Entry) -> bool,
+    ) -> Option<Entry> {
+        panic!("{of:?} has no quota: no principal FIFO to scan");
+    }
+
     fn claim_oldest(&self, mut claim: impl FnMut(&Entry) -> bool) -> Option<Entry> {
         match self {
             Self::Locked(fifo) => {
