@@ -122,7 +122,14 @@ impl Principals {
         max_sessions: usize,
     ) -> Self {
         Self {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            // Sized up front, like the session index, so that principals
+            // spread over many bucket locks: a record is pinned under a
+            // shared bucket lock and made or removed under an exclusive
+            // one, and principals in one bucket would contend.
+            map: HashMap::with_capacity_and_hasher(
+                tracked_cap(max_sessions).min(1 << 20),
+                ahash::RandomState::new(),
+            ),
             anonymous: Arc::new(PrincipalRecord::new(0, anonymous_max, rate)),
             per_principal_max,
             rate,
