@@ -31,7 +31,7 @@ use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use mcp_session_core::admission::{
-    self, Admissible, Capacity, Fifo, Index, OnFull, Quota, Refused, SessionState,
+    self, Admissible, Capacity, Fifo, Index, OnFull, Probation, Quota, Refused, SessionState,
 };
 
 /// Principal A's cap.
@@ -121,6 +121,12 @@ impl Fifo<Entry> for TestFifo {
     fn remove(&self, entry: &Entry) {
         self.0[&entry.seq()].1.store(false, SeqCst);
     }
+    /// No scenario here runs `EvictIdle` (see `evict_idle.rs`), so the
+    /// protocol never scans a probation FIFO.
+    fn scan_probation(&self, _visit: impl FnMut(&Entry) -> Probation) -> Option<Entry> {
+        panic!("scan_probation outside EvictIdle");
+    }
+
     fn claim_oldest(&self, mut claim: impl FnMut(&Entry) -> bool) -> Option<Entry> {
         self.0
             .values()

@@ -95,6 +95,22 @@ pub enum OnFull {
     /// Fail the create with [`crate::CreateError::AtCapacity`] (or, at the
     /// principal's cap, [`crate::CreateError::PrincipalFull`]).
     Reject,
+    /// Evict the idle before the active, scan-resistant like S3-FIFO (Yang
+    /// et al., SOSP 2023): a new session waits in a *probation* FIFO; once
+    /// it serves a request after its handshake (a lookup of a confirmed
+    /// session) it is *promoted*. At capacity the evictor takes the oldest
+    /// unpromoted open session; only when there is none does it evict among
+    /// promoted sessions, oldest first with a second chance (CLOCK): one
+    /// that served a request since the evictor last passed it has its
+    /// reference bit cleared and is skipped.
+    ///
+    /// **Guarantee**: a session that has served a request after its
+    /// handshake is never evicted while an open session that has served
+    /// none exists (one open throughout the evicting create; linearizable
+    /// like FIFO order). The exact bound is unchanged. Lookups pay one
+    /// branch on the state word they already read, and one CAS the first
+    /// time a session serves a request after the evictor's last pass.
+    EvictIdle,
 }
 
 const RESERVED: u64 = 0;
@@ -103,9 +119,17 @@ const CONFIRMED: u64 = 2;
 const CLOSED: u64 = 3;
 const PHASE_BITS: u32 = 2;
 const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
-/// The largest activity stamp the state word can hold (ms; ~146 million
+/// Served a request since an `EvictIdle` evictor last passed it (CLOCK).
+const REFERENCED: u64 = 1 << PHASE_BITS;
+/// Served a request after its handshake, ever (left probation).
+const PROMOTED: u64 = 1 << (PHASE_BITS + 1);
+const SERVED: u64 = REFERENCED | PROMOTED;
+/// Phase and flags: everything below the activity stamp.
+const LOW_MASK: u64 = PHASE_MASK | SERVED;
+const STAMP_SHIFT: u32 = PHASE_BITS + 2;
+/// The largest activity stamp the state word can hold (ms; ~36 million
 /// years of uptime): later stamps are clamped to it.
-const MAX_STAMP_MS: u64 = u64::MAX >> PHASE_BITS;
+const MAX_STAMP_MS: u64 = u64::MAX >> STAMP_SHIFT;
 
 /// One reading of a [`SessionState`]: the phase and the last activity,
 /// taken together from one atomic word.
@@ -129,7 +153,21 @@ impl StateSnapshot {
     /// time, then the latest touch.
     #[inline]
     pub fn activity_ms(self) -> u64 {
-        self.0 >> PHASE_BITS
+        self.0 >> STAMP_SHIFT
+    }
+
+    /// `true` once the session served a request after its handshake
+    /// (`EvictIdle`'s promotion out of probation; never cleared).
+    #[inline]
+    pub fn is_promoted(self) -> bool {
+        self.0 & PROMOTED != 0
+    }
+
+    /// `true` if promoted and referenced since an evictor last passed it:
+    /// a lookup then has nothing to write.
+    #[inline]
+    pub fn is_served(self) -> bool {
+        self.0 & SERVED == SERVED
     }
 
     #[inline]
@@ -144,8 +182,8 @@ impl StateSnapshot {
 }
 
 #[inline]
-fn word(activity_ms: u64, phase: u64) -> u64 {
-    (activity_ms.min(MAX_STAMP_MS) << PHASE_BITS) | phase
+fn word(activity_ms: u64, low: u64) -> u64 {
+    (activity_ms.min(MAX_STAMP_MS) << STAMP_SHIFT) | low
 }
 
 /// The lifecycle state of one entry (see the module docs for the diagram),
@@ -226,11 +264,66 @@ impl SessionState {
         while current.is_open() && current.activity_ms() < now_ms.min(MAX_STAMP_MS) {
             match self.word.compare_exchange_weak(
                 current.0,
-                word(now_ms, current.phase()),
+                word(now_ms, current.0 & LOW_MASK),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
                 Ok(_) => return,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
+    }
+
+    /// Records that the session served a request: if it is confirmed (its
+    /// handshake completed), sets its promoted and referenced bits. No
+    /// write when both are set already; nothing for a pending or closed
+    /// session. Lock-free.
+    #[inline]
+    pub fn mark_served(&self) {
+        let mut current = self.load();
+        while current.phase() == CONFIRMED && !current.is_served() {
+            match self.word.compare_exchange_weak(
+                current.0,
+                current.0 | SERVED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
+    }
+
+    /// Closes the session if it is open and was never promoted (the
+    /// decision is made on the state the closing CAS replaces, so a lookup
+    /// that promotes it first wins). `true` for the one call that closed
+    /// it.
+    fn try_close_unpromoted(&self) -> bool {
+        self.try_close_if(|state| (!state.is_promoted()).then_some(()))
+            .is_some()
+    }
+
+    /// CLOCK's second chance: if the session is open and referenced, clears
+    /// the reference bit and returns `false` (skip it); if open and not
+    /// referenced, closes it and returns `true` (for the one call that
+    /// closed it).
+    fn try_close_second_chance(&self) -> bool {
+        let mut current = self.load();
+        loop {
+            if !current.is_open() {
+                return false;
+            }
+            let referenced = current.0 & REFERENCED != 0;
+            let next = if referenced {
+                current.0 & !REFERENCED
+            } else {
+                current.with_phase(CLOSED)
+            };
+            match self
+                .word
+                .compare_exchange(current.0, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return !referenced,
                 Err(now) => current = StateSnapshot(now),
             }
         }
@@ -439,6 +532,23 @@ pub trait Fifo<E> {
     /// As [`claim_oldest`](Self::claim_oldest), over the entries of
     /// `of`'s principal only (those with the same [`Admissible::quota`]).
     fn claim_oldest_of_principal(&self, of: &E, claim: impl FnMut(&E) -> bool) -> Option<E>;
+    /// Visits the probation FIFO (entries pushed and not yet seen promoted;
+    /// kept only under [`OnFull::EvictIdle`]) oldest first, and returns the
+    /// first entry for which `visit` answers [`Probation::Claimed`]. An
+    /// entry answered [`Probation::Promoted`] leaves the probation FIFO (it
+    /// stays in the main order).
+    fn scan_probation(&self, visit: impl FnMut(&E) -> Probation) -> Option<E>;
+}
+
+/// What [`Fifo::scan_probation`]'s visitor decided about one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probation {
+    /// It closed the entry (won its close CAS): the scan returns it.
+    Claimed,
+    /// Not this one (not open, or a race lost): go on.
+    Skip,
+    /// It was promoted: unlink it from probation and go on.
+    Promoted,
 }
 
 /// Why [`create`] did not admit the entry. Either way nothing was reserved
@@ -544,10 +654,16 @@ where
         if quota.try_reserve() {
             return Ok(None);
         }
-        if on_full == OnFull::Reject {
-            return Err(Refused::PrincipalFull);
-        }
-        if let Some(victim) = fifo.claim_oldest_of_principal(entry, |e| e.state().try_close()) {
+        let victim = match on_full {
+            OnFull::Reject => return Err(Refused::PrincipalFull),
+            OnFull::EvictOldest => fifo.claim_oldest_of_principal(entry, |e| e.state().try_close()),
+            // The principal's own sessions are few (its cap): two scans of
+            // them instead of a probation FIFO per principal.
+            OnFull::EvictIdle => fifo
+                .claim_oldest_of_principal(entry, |e| e.state().try_close_unpromoted())
+                .or_else(|| second_chance(|c| fifo.claim_oldest_of_principal(entry, c))),
+        };
+        if let Some(victim) = victim {
             return Ok(Some(victim));
         }
         // Every principal slot is held by a create of this principal that
@@ -570,10 +686,12 @@ where
         if capacity.try_reserve() {
             return Some(None);
         }
-        if on_full == OnFull::Reject {
-            return None;
-        }
-        if let Some(victim) = fifo.claim_oldest(|e| e.state().try_close()) {
+        let victim = match on_full {
+            OnFull::Reject => return None,
+            OnFull::EvictOldest => fifo.claim_oldest(|e| e.state().try_close()),
+            OnFull::EvictIdle => claim_idle(fifo),
+        };
+        if let Some(victim) = victim {
             return Some(Some(victim));
         }
         // Every slot is held by a create that has taken it but not yet
@@ -582,6 +700,37 @@ where
         wait_for_progress(attempt);
         attempt = attempt.saturating_add(1);
     }
+}
+
+/// `EvictIdle`'s victim: the oldest unpromoted open session (unlinking
+/// promoted ones from probation on the way), else by second chance among
+/// the rest.
+fn claim_idle<E, F>(fifo: &F) -> Option<E>
+where
+    E: Admissible,
+    F: Fifo<E>,
+{
+    fifo.scan_probation(|e| {
+        let state = e.state();
+        if state.load().is_promoted() {
+            Probation::Promoted
+        } else if state.try_close_unpromoted() {
+            Probation::Claimed
+        } else {
+            Probation::Skip
+        }
+    })
+    .or_else(|| second_chance(|claim| fifo.claim_oldest(claim)))
+}
+
+/// CLOCK over an oldest-first scan: the first pass clears the reference
+/// bits of the sessions it skips, so a second pass finds one unless every
+/// session served a request in between.
+fn second_chance<E: Admissible>(
+    mut scan: impl FnMut(&mut dyn FnMut(&E) -> bool) -> Option<E>,
+) -> Option<E> {
+    let mut claim = |e: &E| e.state().try_close_second_chance();
+    scan(&mut claim).or_else(|| scan(&mut claim))
 }
 
 /// Closes `entry` if it is open: wins its `try_close`, releases its slot

@@ -173,7 +173,10 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             inner: Arc::new(Inner {
                 capacity: Capacity::new(builder.max_sessions),
                 index: SessionIndex::with_capacity(builder.max_sessions),
-                fifo: CreationOrder::new(principals.is_some()),
+                fifo: CreationOrder::new(
+                    principals.is_some(),
+                    builder.on_full == OnFull::EvictIdle,
+                ),
                 on_full: builder.on_full,
                 timeouts,
                 limiter: rate_limit.map(|(max, window)| RateLimiter::new(max, window)),
@@ -862,6 +865,12 @@ impl<V: Send + Sync + 'static> Inner<V> {
             if self.timeouts.idle_ms.is_some() && state.activity_ms() < now {
                 entry.state.touch(now);
             }
+        }
+        if self.on_full == OnFull::EvictIdle && !state.is_served() {
+            // A request served: promotes a confirmed session out of
+            // probation and gives it a second chance (one CAS, once per
+            // evictor pass).
+            entry.state.mark_served();
         }
         entry.try_handle().ok_or(LookupError::NotFound)
     }
