@@ -86,6 +86,16 @@ typedef enum msc_status {
      * more sessions (HTTP 503).
      */
     MSC_ERR_SHUT_DOWN = 9,
+    /**
+     * The principal (or the anonymous class) holds its cap of open
+     * sessions and the policy is reject (HTTP 429 with `Retry-After`).
+     */
+    MSC_ERR_PRINCIPAL_FULL = 10,
+    /**
+     * The principal's creation rate limit is exhausted (HTTP 429 with
+     * `Retry-After`).
+     */
+    MSC_ERR_PRINCIPAL_RATE_LIMITED = 11,
 } msc_status;
 
 /**
@@ -138,7 +148,75 @@ typedef enum msc_on_full {
      * give its slot to the new one. The default.
      */
     MSC_ON_FULL_EVICT_OLDEST = 1,
+    /**
+     * Evict the idle before the active (S3-FIFO-like): the oldest session
+     * that has served no request since its handshake (`msc_session_get` of
+     * a confirmed session) goes first; among the rest, a second chance
+     * (CLOCK). A session that served a request after its handshake is
+     * never evicted while one that served none is open.
+     */
+    MSC_ON_FULL_EVICT_IDLE = 2,
 } msc_on_full;
+
+/**
+ * A counter or gauge for `msc_registry_stat`. Stable numbers, only ever
+ * appended; the first nine are `msc_stats`'s fields.
+ *
+ */
+typedef enum msc_stat {
+    /**
+     * Open sessions now.
+     */
+    MSC_STAT_LIVE = 0,
+    /**
+     * The capacity.
+     */
+    MSC_STAT_MAX_SESSIONS = 1,
+    /**
+     * Sessions created.
+     */
+    MSC_STAT_CREATED = 2,
+    /**
+     * Sessions closed by `msc_session_close`.
+     */
+    MSC_STAT_CLOSED = 3,
+    /**
+     * Sessions evicted to make room.
+     */
+    MSC_STAT_EVICTED = 4,
+    /**
+     * Sessions expired.
+     */
+    MSC_STAT_EXPIRED = 5,
+    /**
+     * Creates refused at capacity (reject policy).
+     */
+    MSC_STAT_REJECTED_FULL = 6,
+    /**
+     * Creates refused by the global rate limit.
+     */
+    MSC_STAT_RATE_LIMITED = 7,
+    /**
+     * Close events dropped (queue full).
+     */
+    MSC_STAT_EVENTS_DROPPED = 8,
+    /**
+     * Creates refused at a principal's cap (reject policy).
+     */
+    MSC_STAT_REJECTED_PRINCIPAL_FULL = 9,
+    /**
+     * Creates refused by the per-principal rate limit.
+     */
+    MSC_STAT_RATE_LIMITED_PRINCIPAL = 10,
+    /**
+     * Principals holding per-principal state now (a gauge).
+     */
+    MSC_STAT_PRINCIPALS_TRACKED = 11,
+    /**
+     * Sessions taken for single use (`msc_session_take`).
+     */
+    MSC_STAT_REDEEMED = 12,
+} msc_stat;
 
 /**
  * Registry settings, opaque: made by `msc_options_new` (all defaults, as
@@ -278,6 +356,71 @@ extern "C" {
  * rate limit, 4,096 queued close events.
  */
 struct msc_config msc_config_default(void);
+
+/**
+ * Sets the most sessions one principal may hold open at once (the
+ * per-principal exact bound; sessions created without a principal form
+ * the anonymous class, capped by `msc_options_set_max_anonymous_sessions`,
+ * by default this same cap). At a principal's cap, evicting policies close
+ * *that principal's* oldest (or, under `MSC_ON_FULL_EVICT_IDLE`, idlest)
+ * session; `MSC_ON_FULL_REJECT` fails with `MSC_ERR_PRINCIPAL_FULL`.
+ * 0 = no cap (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_max_sessions_per_principal(struct msc_options *options,
+                                                           uint64_t max);
+
+/**
+ * Sets the most sessions without a principal open at once (the anonymous
+ * class). 0 = the default: the per-principal cap, or none if that is
+ * unset.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_max_anonymous_sessions(struct msc_options *options, uint64_t max);
+
+/**
+ * Sets a per-principal creation rate limit: each principal (and the
+ * anonymous class) at most `max` creations in any sliding window of
+ * `window_ms`, checked before the global limit; refusals are
+ * `MSC_ERR_PRINCIPAL_RATE_LIMITED` (HTTP 429). `max` 0 = off (the
+ * default); otherwise 1 to 1,048,576 with `window_ms` at least 1, or
+ * `msc_registry_new_with_options` fails with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_options_new`).
+ */
+enum msc_status msc_options_set_rate_limit_per_principal(struct msc_options *options,
+                                                         uint64_t max,
+                                                         uint64_t window_ms);
+
+/**
+ * Stores one counter, `stat` (an `msc_stat` value, passed as an integer so
+ * that any value is defined here), in `*out`.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `registry` or `out` is
+ * NULL; `MSC_ERR_NOT_FOUND` (writing nothing) for a value this library
+ * does not know (a host built against a newer header).
+ *
+ * # Safety
+ *
+ * `registry` is NULL or live; `out` is NULL or writable.
+ */
+enum msc_status msc_registry_stat(const struct msc_registry *registry,
+                                  uint32_t stat,
+                                  uint64_t *out);
 
 /**
  * Makes options with every setting at its default and stores them in
@@ -555,8 +698,9 @@ enum msc_status msc_session_create(struct msc_registry *registry,
  * NULL `principal` with a non-zero length and `MSC_ERR_BUFFER_TOO_SMALL`
  * if `out_id_len < MSC_SESSION_ID_LEN + 1` (checked before anything is
  * created). `out_id` is written only on `MSC_OK`; `*out_retry_after_ms`
- * only on `MSC_ERR_RATE_LIMITED` (the wait until the limiter grants again,
- * never short) and `MSC_ERR_AT_CAPACITY` (1000).
+ * only on `MSC_ERR_RATE_LIMITED` and `MSC_ERR_PRINCIPAL_RATE_LIMITED` (the
+ * wait until the limiter grants again, never short), `MSC_ERR_AT_CAPACITY`
+ * and `MSC_ERR_PRINCIPAL_FULL` (1000).
  *
  * # Safety
  *

@@ -62,6 +62,7 @@ echo "ok"
 
 step "compile tests, stress, example, bench (gcc -std=c11 ${WARN[*]})"
 gcc "${CFLAGS[@]}" "$HERE/tests/test_api.c" -o "$BUILD/test_api" "${LIBS[@]}"
+gcc "${CFLAGS[@]}" "$HERE/tests/test_fairness.c" -o "$BUILD/test_fairness" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" -pthread "$HERE/tests/stress.c" -o "$BUILD/stress" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" "$HERE/example/server_sim.c" -o "$BUILD/server_sim" "${LIBS[@]}"
 # Built against the frozen v0.1.0 header (not include/): an old host, new library.
@@ -115,6 +116,9 @@ VALGRIND=(valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
 
 step "API tests"
 run_counted test_api "$BUILD/test_api"
+
+step "fairness tests (per-principal caps and rate limits, evict-idle, msc_registry_stat)"
+run_counted test_fairness "$BUILD/test_fairness"
 
 step "ABI compatibility: a host built against the v0.1.0 header"
 run_counted compat "$BUILD/compat"

@@ -34,6 +34,7 @@
 #![allow(non_camel_case_types)]
 
 mod config;
+mod fairness;
 mod options;
 mod panic;
 mod registry;
@@ -42,6 +43,10 @@ mod status;
 mod util;
 
 pub use config::{msc_config, msc_config_default};
+pub use fairness::{
+    msc_options_set_max_anonymous_sessions, msc_options_set_max_sessions_per_principal,
+    msc_options_set_rate_limit_per_principal, msc_registry_stat, msc_stat,
+};
 pub use options::{
     msc_on_full, msc_options, msc_options_free, msc_options_new,
     msc_options_set_event_queue_capacity, msc_options_set_idle_timeout_ms,

@@ -128,8 +128,11 @@ static void test_status_values_stable(void) {
     CHECK_U64(MSC_ERR_BUFFER_TOO_SMALL, 7);
     CHECK_U64(MSC_ERR_INTERNAL, 8);
     CHECK_U64(MSC_ERR_SHUT_DOWN, 9);
+    CHECK_U64(MSC_ERR_PRINCIPAL_FULL, 10);
+    CHECK_U64(MSC_ERR_PRINCIPAL_RATE_LIMITED, 11);
     CHECK_U64(MSC_ON_FULL_REJECT, 0);
     CHECK_U64(MSC_ON_FULL_EVICT_OLDEST, 1);
+    CHECK_U64(MSC_ON_FULL_EVICT_IDLE, 2);
     CHECK_U64(MSC_CLOSE_CLOSED, 0);
     CHECK_U64(MSC_CLOSE_EVICTED, 1);
     CHECK_U64(MSC_CLOSE_IDLE_TIMEOUT, 2);
@@ -155,8 +158,10 @@ static void test_status_str(void) {
         {MSC_ERR_BUFFER_TOO_SMALL, "output buffer too small"},
         {MSC_ERR_INTERNAL, "internal error"},
         {MSC_ERR_SHUT_DOWN, "the registry is shut down"},
+        {MSC_ERR_PRINCIPAL_FULL, "this principal's session limit reached"},
+        {MSC_ERR_PRINCIPAL_RATE_LIMITED, "this principal's session creation rate limit reached"},
     };
-    static const int unknown[] = {10, 11, 999, -1, INT_MIN, INT_MAX};
+    static const int unknown[] = {12, 13, 999, -1, INT_MIN, INT_MAX};
     size_t i, j;
     for (i = 0; i < sizeof known / sizeof known[0]; i++) {
         const char *s = msc_status_str(known[i].status);
