@@ -1130,7 +1130,7 @@ static void test_options_validate(void) {
     msc_options *o = NULL;
     msc_registry *r = NULL;
     CHECK_ST(msc_options_new(&o), MSC_OK);
-    CHECK_ST(msc_options_set_on_full(o, 2), MSC_ERR_INVALID_CONFIG);
+    CHECK_ST(msc_options_set_on_full(o, 3), MSC_ERR_INVALID_CONFIG);
     CHECK_ST(msc_options_set_max_sessions(o, 0), MSC_OK);
     CHECK_ST(msc_registry_new_with_options(o, &r), MSC_ERR_INVALID_CONFIG);
     CHECK(r == NULL);
