@@ -4,7 +4,7 @@
 //! Each run: 8 worker threads do mixed operations (create for a random one
 //! of 16 principals — a few anonymous —, look up, close, take) on one
 //! registry with `max_sessions` ∈ {8, 64} and `max_sessions_per_principal`
-//! K ∈ {1, 3}, EvictOldest (one run also Reject). A monitor thread samples
+//! K ∈ {1, 3}, EvictOldest (and runs with EvictIdle and Reject). A monitor thread samples
 //! every principal's slot count ([`SessionRegistry::principal_sessions`])
 //! and the global count (`len()`), and *witnesses* visible sessions: it
 //! looks up each principal's recently created ids twice; an id found by
@@ -136,7 +136,7 @@ fn run(max: usize, k: usize, on_full: OnFull) {
             let shared = shared.clone();
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1) * 0x1234_5678);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w as u64 + 1) * 0x1234_5678));
                 let mut report = Report::default();
                 barrier.wait();
                 for _ in 0..ops_per_worker {
@@ -157,7 +157,14 @@ fn run(max: usize, k: usize, on_full: OnFull) {
                                 p
                             });
                             match created {
-                                Ok(s) => report.created.push((s.id(), p)),
+                                Ok(s) => {
+                                    // Half complete their handshake (under
+                                    // EvictIdle a later lookup promotes them).
+                                    if rng.next() % 2 == 0 {
+                                        let _ = shared.registry.confirm(&s.id());
+                                    }
+                                    report.created.push((s.id(), p));
+                                }
                                 Err(
                                     CreateError::PrincipalFull { .. } | CreateError::AtCapacity,
                                 ) if on_full == OnFull::Reject => {
@@ -264,13 +271,18 @@ fn run(max: usize, k: usize, on_full: OnFull) {
             assert_eq!(reported, 1, "{id} closed but reported {reported} times");
         }
     }
-    for p in 0..PRINCIPALS {
+    for (p, (who, &open_of_p)) in shared
+        .principals
+        .iter()
+        .zip(&open_per_principal)
+        .enumerate()
+    {
         assert_eq!(
-            registry.principal_sessions(shared.principals[p].as_deref()),
-            open_per_principal[p],
+            registry.principal_sessions(who.as_deref()),
+            open_of_p,
             "principal {p}: slots != open sessions"
         );
-        assert!(open_per_principal[p] <= k);
+        assert!(open_of_p <= k);
     }
     let stats = registry.stats();
     assert_eq!(registry.len(), open.len());
@@ -316,6 +328,16 @@ fn max64_k1_evict_oldest() {
 #[test]
 fn max64_k3_evict_oldest() {
     run(64, 3, OnFull::EvictOldest);
+}
+
+#[test]
+fn max8_k3_evict_idle() {
+    run(8, 3, OnFull::EvictIdle);
+}
+
+#[test]
+fn max64_k1_evict_idle() {
+    run(64, 1, OnFull::EvictIdle);
 }
 
 #[test]

@@ -89,6 +89,9 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
     }
 }
 
+/// (principal record's order key, creation sequence) → entry.
+type PrincipalOrder<V> = TreeIndex<(u64, u64), Arc<Entry<V>>>;
+
 /// creation sequence → entry: the FIFO order; with per-principal caps also
 /// (principal record, creation sequence) → entry, each principal's own
 /// FIFO order (a range of one tree, so a principal costs no tree of its
@@ -103,7 +106,7 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
 /// make up most of a busy registry.
 pub(crate) struct CreationOrder<V> {
     all: TreeIndex<u64, Arc<Entry<V>>>,
-    by_principal: Option<TreeIndex<(u64, u64), Arc<Entry<V>>>>,
+    by_principal: Option<PrincipalOrder<V>>,
     probation: Option<TreeIndex<u64, Arc<Entry<V>>>>,
 }
 
