@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Loom model checks of the admission protocol (loom-tests/tests/admission.rs):
+# Loom model checks of the admission protocol (loom-tests/tests/admission.rs,
+# and with per-principal quotas loom-tests/tests/principals.rs):
 # the real src/core/admission.rs, built with `--cfg mcp_session_core_loom`
 # (loom's atomics via src/sync.rs), run under every interleaving up to
-# LOOM_MAX_PREEMPTIONS preemptions (default 3). Takes about two minutes on
+# LOOM_MAX_PREEMPTIONS preemptions (default 3). Takes about three minutes on
 # two cores. Extra arguments go to the test harness, e.g. a test name filter:
 #
 #   scripts/loom.sh create_evict

@@ -112,7 +112,7 @@ async fn under_reject_the_principal_is_refused_with_429_and_others_are_not() {
     let alice = a.create(Some(b"alice")).await.unwrap().id;
     let err = b.create(Some(b"alice")).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Create(CreateError::PrincipalFull)),
+        matches!(err, StoreError::Create(CreateError::PrincipalFull { .. })),
         "{err:?}"
     );
     assert_eq!((err.http_status(), err.retry_after_secs()), (429, Some(1)));
@@ -121,7 +121,7 @@ async fn under_reject_the_principal_is_refused_with_429_and_others_are_not() {
     b.create(None).await.unwrap();
     let err = a.create(None).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Create(CreateError::PrincipalFull)),
+        matches!(err, StoreError::Create(CreateError::PrincipalFull { .. })),
         "{err:?}"
     );
     // A close frees the principal's slot.

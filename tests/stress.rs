@@ -364,7 +364,7 @@ fn run(max_sessions: usize, on_full: OnFull) {
                                     assert_eq!(
                                         on_full,
                                         OnFull::Reject,
-                                        "AtCapacity under EvictOldest"
+                                        "AtCapacity under an evicting policy"
                                     );
                                     report.at_capacity += 1;
                                 }
@@ -589,7 +589,9 @@ fn run(max_sessions: usize, on_full: OnFull) {
     // The run exercised what it claims to.
     assert!(stats.closed > 0 && stats.expired > 0, "{stats:?}");
     match on_full {
-        OnFull::EvictOldest => assert!(stats.evicted > 0 && stats.rejected_full == 0, "{stats:?}"),
+        OnFull::EvictOldest | OnFull::EvictIdle => {
+            assert!(stats.evicted > 0 && stats.rejected_full == 0, "{stats:?}")
+        }
         OnFull::Reject => assert!(stats.evicted == 0 && stats.rejected_full > 0, "{stats:?}"),
     }
     // How often each expiry reason occurs depends on scheduling (with one
@@ -642,6 +644,11 @@ fn capacity_8_evict_oldest() {
 #[test]
 fn capacity_64_evict_oldest() {
     run(64, OnFull::EvictOldest);
+}
+
+#[test]
+fn capacity_8_evict_idle() {
+    run(8, OnFull::EvictIdle);
 }
 
 #[test]

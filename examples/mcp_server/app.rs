@@ -63,9 +63,25 @@ pub struct Args {
     /// The most sessions open at once (exact).
     #[arg(long, default_value_t = 1000)]
     pub max_sessions: usize,
-    /// At capacity: evict the oldest session, or reject the new one (503).
+    /// At capacity: evict the oldest session, evict the idle first (a
+    /// session that served a request after its handshake is never evicted
+    /// while one that served none is open), or reject the new one (503).
     #[arg(long, value_enum, default_value_t = OnFullArg::Evict)]
     pub on_full: OnFullArg,
+    /// The most sessions one principal may hold open at once (exact); at
+    /// the cap its own oldest (or idlest) session is evicted, or with
+    /// `--on-full reject` the create gets 429 with Retry-After. Sessions
+    /// without a principal form the anonymous class.
+    #[arg(long, value_name = "K")]
+    pub max_sessions_per_principal: Option<usize>,
+    /// The cap of the anonymous class (sessions without a principal);
+    /// default `--max-sessions-per-principal`.
+    #[arg(long, value_name = "K")]
+    pub max_anonymous_sessions: Option<usize>,
+    /// At most N session creations per principal (and for the anonymous
+    /// class) per sliding window of SECONDS; 429 with Retry-After past it.
+    #[arg(long, value_name = "N/SECONDS", default_value = "off", value_parser = parse_rate)]
+    pub rate_limit_per_principal: Rate,
     /// Close a session after this long without activity: a request, a
     /// server-to-client event, or a request still in flight ("90s", "5m",
     /// "500ms", a bare number is seconds; "off" disables).
@@ -143,6 +159,8 @@ fn authenticated(router: Router, tokens: Option<Arc<auth::BearerTokens>>) -> Rou
 pub enum OnFullArg {
     /// Evict the oldest session (FIFO).
     Evict,
+    /// Evict the idle first (S3-FIFO-like: probation, then second chance).
+    EvictIdle,
     /// Refuse the new session with 503 and Retry-After.
     Reject,
 }
@@ -576,6 +594,9 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
         "expired": stats.expired,
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
+        "rejected_principal_full": stats.rejected_principal_full,
+        "rate_limited_principal": stats.rate_limited_principal,
+        "principals_tracked": stats.principals_tracked,
         "events_dropped": stats.events_dropped,
         "callback_panics": stats.callback_panics,
     })
@@ -633,6 +654,7 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
         .max_sessions(args.max_sessions)
         .on_full(match args.on_full {
             OnFullArg::Evict => OnFull::EvictOldest,
+            OnFullArg::EvictIdle => OnFull::EvictIdle,
             OnFullArg::Reject => OnFull::Reject,
         });
     let limits = [args.idle_timeout, args.max_lifetime, args.init_timeout];
@@ -644,6 +666,15 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     }
     if let Limit(Some(init)) = args.init_timeout {
         registry = registry.init_timeout(init);
+    }
+    if let Some(k) = args.max_sessions_per_principal {
+        registry = registry.max_sessions_per_principal(k);
+    }
+    if let Some(k) = args.max_anonymous_sessions {
+        registry = registry.max_anonymous_sessions(k);
+    }
+    if let Rate(Some(RateLimit { max, window })) = args.rate_limit_per_principal {
+        registry = registry.rate_limit_per_principal(max, window);
     }
     if let Rate(Some(RateLimit { max, window })) = args.rate_limit {
         registry = registry.rate_limit(max, window);
@@ -765,7 +796,16 @@ pub async fn bind_redis(
         .on_full(match args.on_full {
             OnFullArg::Evict => OnFull::EvictOldest,
             OnFullArg::Reject => OnFull::Reject,
+            OnFullArg::EvictIdle => {
+                return Err("--on-full evict-idle is not available in fleet mode (--redis)".into());
+            }
         });
+    if args.max_sessions_per_principal.is_some()
+        || args.max_anonymous_sessions.is_some()
+        || args.rate_limit_per_principal.0.is_some()
+    {
+        return Err("per-principal quotas are not available in fleet mode (--redis) yet".into());
+    }
     let limits = [args.idle_timeout, args.max_lifetime, args.init_timeout];
     if let Limit(Some(idle)) = args.idle_timeout {
         registry = registry.idle_timeout(idle);

@@ -68,6 +68,7 @@ echo "ok"
 
 step "compile tests, stress, example, bench (gcc -std=c11 ${WARN[*]})"
 gcc "${CFLAGS[@]}" "$HERE/tests/test_api.c" -o "$BUILD/test_api" "${LIBS[@]}"
+gcc "${CFLAGS[@]}" "$HERE/tests/test_fairness.c" -o "$BUILD/test_fairness" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" -pthread "$HERE/tests/stress.c" -o "$BUILD/stress" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" -pthread "$HERE/tests/test_fleet.c" -o "$BUILD/test_fleet" "${LIBS[@]}"
 gcc "${CFLAGS[@]}" "$HERE/example/server_sim.c" -o "$BUILD/server_sim" "${LIBS[@]}"
@@ -122,6 +123,9 @@ VALGRIND=(valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
 
 step "API tests"
 run_counted test_api "$BUILD/test_api"
+
+step "fairness tests (per-principal caps and rate limits, evict-idle, msc_registry_stat)"
+run_counted test_fairness "$BUILD/test_fairness"
 
 step "ABI compatibility: a host built against the v0.1.0 header"
 run_counted compat "$BUILD/compat"

@@ -110,7 +110,7 @@ export function fleetSupported() {
 /** A SessionError for a failed fleet call, with its Retry-After. */
 function fleetError(status, retryMs) {
   const err = errorFromStatus(status);
-  if (status === 3 || status === 4 || status === 10) {
+  if (status === 3 || status === 4 || status >= 10) {
     err.retryAfterMs = Math.min(Number(retryMs), Number.MAX_SAFE_INTEGER);
   }
   return err;

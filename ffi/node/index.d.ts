@@ -16,6 +16,10 @@ export declare const ErrorCode: Readonly<{
   BUFFER_TOO_SMALL: 'BUFFER_TOO_SMALL';
   INTERNAL: 'INTERNAL';
   SHUT_DOWN: 'SHUT_DOWN';
+  /** The principal (or the anonymous class) holds its cap of sessions (onFull 'reject'); HTTP 429. */
+  PRINCIPAL_FULL: 'PRINCIPAL_FULL';
+  /** The principal's creation rate limit is exhausted; HTTP 429. */
+  PRINCIPAL_RATE_LIMITED: 'PRINCIPAL_RATE_LIMITED';
   /** Fleet mode: Redis is unreachable or too slow (503, with `retryAfterMs`). */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE';
   /** Binding-level: the registry was used after `free()`. */
@@ -57,8 +61,23 @@ export type U64 = number | bigint;
 export interface SessionRegistryOptions<V = unknown> {
   /** The most sessions open at once; at least 1. Default 10,000. */
   maxSessions?: U64;
-  /** At capacity: evict the oldest session (default) or reject the new one. */
-  onFull?: 'evict' | 'reject';
+  /**
+   * At capacity: evict the oldest session (default), evict the idle first
+   * ('evict-idle': a session that served a request after its handshake —
+   * a `get` after `confirm` — is never evicted while one that served none
+   * is open), or reject the new one.
+   */
+  onFull?: 'evict' | 'evict-idle' | 'reject';
+  /**
+   * The most sessions one principal may hold open at once (exact); 0/absent
+   * = no cap. At the cap the principal's own oldest (or idlest) session is
+   * evicted, or with onFull 'reject' `create` throws PRINCIPAL_FULL.
+   */
+  maxSessionsPerPrincipal?: U64;
+  /** Cap of sessions created without a principal; 0/absent = `maxSessionsPerPrincipal`. */
+  maxAnonymousSessions?: U64;
+  /** Per principal (and the anonymous class): at most `max` creations per sliding window of `windowMs`. */
+  rateLimitPerPrincipal?: { max: U64; windowMs: U64 } | null;
   /** Close a session no `get` has found for this long (ms); 0/absent = off. */
   idleTimeoutMs?: U64;
   /** Close a session this long after its creation (ms); 0/absent = off. */
@@ -118,6 +137,12 @@ export interface RegistryStats {
    * `drainClosed()`.
    */
   eventsDiscarded: number;
+  /** Creates refused at a principal's cap (onFull 'reject'). */
+  rejectedPrincipalFull: number;
+  /** Creates refused by the per-principal rate limit. */
+  rateLimitedPrincipal: number;
+  /** Principals holding per-principal state now (a gauge). */
+  principalsTracked: number;
 }
 
 /** A failed registry operation. */

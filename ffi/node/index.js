@@ -32,6 +32,8 @@ const STATUS_CODES = Object.freeze([
   'BUFFER_TOO_SMALL',
   'INTERNAL',
   'SHUT_DOWN',
+  'PRINCIPAL_FULL',
+  'PRINCIPAL_RATE_LIMITED',
   'STORE_UNAVAILABLE',
 ]);
 
@@ -47,6 +49,10 @@ export const ErrorCode = Object.freeze({
   INTERNAL: 'INTERNAL',
   /** The registry was shut down (by `free()`): it creates no more sessions. */
   SHUT_DOWN: 'SHUT_DOWN',
+  /** The principal (or the anonymous class) holds its cap of sessions (onFull 'reject'). */
+  PRINCIPAL_FULL: 'PRINCIPAL_FULL',
+  /** The principal's creation rate limit is exhausted. */
+  PRINCIPAL_RATE_LIMITED: 'PRINCIPAL_RATE_LIMITED',
   /** Fleet mode: Redis is unreachable or too slow (503 with `retryAfterMs`). */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** Binding-level: the registry was used after `free()`. */
@@ -63,6 +69,8 @@ const HTTP_STATUS = Object.freeze({
   // Used after free(): the server is shutting down (Go's ErrClosed too).
   REGISTRY_FREED: 503,
   RATE_LIMITED: 429,
+  PRINCIPAL_FULL: 429,
+  PRINCIPAL_RATE_LIMITED: 429,
   NOT_FOUND: 404,
   MALFORMED_ID: 400,
 });
@@ -163,6 +171,7 @@ function declare(lib) {
     'int',
   );
   const msc_registry = koffi.opaque('msc_registry');
+  const msc_options = koffi.opaque('msc_options');
   const msc_config = koffi.struct('msc_config', {
     max_sessions: 'uint64_t',
     evict_oldest: 'uint32_t',
@@ -232,12 +241,48 @@ function declare(lib) {
     msc_session_close: lib.func(
       'msc_status msc_session_close(msc_registry *registry, const char *id, uint64_t *out_tag)',
     ),
+    msc_options_new: lib.func('msc_status msc_options_new(_Out_ msc_options **out)'),
+    msc_options_free: lib.func('void msc_options_free(msc_options *options)'),
+    msc_options_set_max_sessions: lib.func(
+      'msc_status msc_options_set_max_sessions(msc_options *options, uint64_t max_sessions)',
+    ),
+    msc_options_set_on_full: lib.func('msc_status msc_options_set_on_full(msc_options *options, uint32_t on_full)'),
+    msc_options_set_idle_timeout_ms: lib.func(
+      'msc_status msc_options_set_idle_timeout_ms(msc_options *options, uint64_t ms)',
+    ),
+    msc_options_set_max_lifetime_ms: lib.func(
+      'msc_status msc_options_set_max_lifetime_ms(msc_options *options, uint64_t ms)',
+    ),
+    msc_options_set_init_timeout_ms: lib.func(
+      'msc_status msc_options_set_init_timeout_ms(msc_options *options, uint64_t ms)',
+    ),
+    msc_options_set_rate_limit: lib.func(
+      'msc_status msc_options_set_rate_limit(msc_options *options, uint64_t max, uint64_t window_ms)',
+    ),
+    msc_options_set_event_queue_capacity: lib.func(
+      'msc_status msc_options_set_event_queue_capacity(msc_options *options, uint64_t capacity)',
+    ),
+    msc_options_set_max_sessions_per_principal: lib.func(
+      'msc_status msc_options_set_max_sessions_per_principal(msc_options *options, uint64_t max)',
+    ),
+    msc_options_set_max_anonymous_sessions: lib.func(
+      'msc_status msc_options_set_max_anonymous_sessions(msc_options *options, uint64_t max)',
+    ),
+    msc_options_set_rate_limit_per_principal: lib.func(
+      'msc_status msc_options_set_rate_limit_per_principal(msc_options *options, uint64_t max, uint64_t window_ms)',
+    ),
+    msc_registry_new_with_options: lib.func(
+      'msc_status msc_registry_new_with_options(const msc_options *options, _Out_ msc_registry **out)',
+    ),
+    msc_registry_stat: lib.func(
+      'msc_status msc_registry_stat(const msc_registry *registry, uint32_t stat, _Out_ uint64_t *out)',
+    ),
     msc_status_str: lib.func('const char *msc_status_str(int status)'),
     msc_version: lib.func('const char *msc_version(void)'),
   };
   return {
     lib,
-    types: { msc_status, msc_close_reason, msc_registry, msc_config, msc_closed_event, msc_stats },
+    types: { msc_status, msc_close_reason, msc_registry, msc_options, msc_config, msc_closed_event, msc_stats },
     ...fns,
   };
 }
@@ -338,6 +383,9 @@ const CONFIG_KEYS = new Set([
   'rateLimit',
   'eventQueueCapacity',
   'onClose',
+  'maxSessionsPerPrincipal',
+  'maxAnonymousSessions',
+  'rateLimitPerPrincipal',
 ]);
 
 // The C library's default queue and its maximum.
@@ -375,16 +423,40 @@ function buildConfig(options) {
   set('max_lifetime_ms', 'maxLifetimeMs', options.maxLifetimeMs);
   set('init_timeout_ms', 'initTimeoutMs', options.initTimeoutMs);
   set('event_queue_capacity', 'eventQueueCapacity', options.eventQueueCapacity);
+  // Settings only msc_options has (the frozen msc_config cannot carry
+  // them); `null` when none is set.
+  let fairness = null;
+  const fair = (key, v) => {
+    fairness ??= { onFull: c.evict_oldest, perPrincipal: 0, anonymous: 0, rateMax: 0, rateWindowMs: 0 };
+    fairness[key] = v;
+  };
   if (options.onFull !== undefined) {
     if (options.onFull === 'evict') c.evict_oldest = 1;
     else if (options.onFull === 'reject') c.evict_oldest = 0;
+    else if (options.onFull === 'evict-idle') fair('onFull', 2);
     else {
       throw new SessionError(
         ErrorCode.INVALID_CONFIG,
-        `onFull must be 'evict' or 'reject', got ${String(options.onFull)}`,
+        `onFull must be 'evict', 'evict-idle' or 'reject', got ${String(options.onFull)}`,
         { status: 2 },
       );
     }
+  }
+  if (options.maxSessionsPerPrincipal !== undefined) {
+    fair('perPrincipal', configInt('maxSessionsPerPrincipal', options.maxSessionsPerPrincipal));
+  }
+  if (options.maxAnonymousSessions !== undefined) {
+    fair('anonymous', configInt('maxAnonymousSessions', options.maxAnonymousSessions));
+  }
+  const prl = options.rateLimitPerPrincipal;
+  if (prl !== undefined && prl !== null) {
+    if (typeof prl !== 'object') {
+      throw new SessionError(ErrorCode.INVALID_CONFIG, 'rateLimitPerPrincipal must be { max, windowMs }', {
+        status: 2,
+      });
+    }
+    fair('rateMax', configInt('rateLimitPerPrincipal.max', prl.max ?? 0));
+    fair('rateWindowMs', configInt('rateLimitPerPrincipal.windowMs', prl.windowMs ?? 0));
   }
   const rl = options.rateLimit;
   if (rl !== undefined && rl !== null) {
@@ -398,7 +470,33 @@ function buildConfig(options) {
   if (options.onClose !== undefined && options.onClose !== null && typeof options.onClose !== 'function') {
     throw new SessionError(ErrorCode.INVALID_CONFIG, 'onClose must be a function', { status: 2 });
   }
-  return c;
+  if (fairness && fairness.onFull !== 2) fairness.onFull = c.evict_oldest;
+  return { c, fairness };
+}
+
+/** A registry through msc_options: every msc_config field, then the fairness settings. */
+function newWithOptions(api, c, f, out) {
+  const o = [null];
+  check(api.msc_options_new(o));
+  try {
+    for (const status of [
+      api.msc_options_set_max_sessions(o[0], c.max_sessions),
+      api.msc_options_set_on_full(o[0], f.onFull),
+      api.msc_options_set_idle_timeout_ms(o[0], c.idle_timeout_ms),
+      api.msc_options_set_max_lifetime_ms(o[0], c.max_lifetime_ms),
+      api.msc_options_set_init_timeout_ms(o[0], c.init_timeout_ms),
+      api.msc_options_set_rate_limit(o[0], c.rate_limit_max, c.rate_limit_window_ms),
+      api.msc_options_set_event_queue_capacity(o[0], c.event_queue_capacity),
+      api.msc_options_set_max_sessions_per_principal(o[0], f.perPrincipal),
+      api.msc_options_set_max_anonymous_sessions(o[0], f.anonymous),
+      api.msc_options_set_rate_limit_per_principal(o[0], f.rateMax, f.rateWindowMs),
+      api.msc_registry_new_with_options(o[0], out),
+    ]) {
+      check(status);
+    }
+  } finally {
+    api.msc_options_free(o[0]);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -450,9 +548,10 @@ export class SessionRegistry {
    */
   constructor(options = {}) {
     this.#api = native();
-    const config = buildConfig(options);
+    const { c: config, fairness } = buildConfig(options);
     const out = [null];
-    check(this.#api.msc_registry_new(config, out));
+    if (fairness) newWithOptions(this.#api, config, fairness, out);
+    else check(this.#api.msc_registry_new(config, out));
     this.#ptr = out[0];
     this.#pendingMax = Number(config.event_queue_capacity) + Number(config.max_sessions);
     this.#onClose = options.onClose ?? null;
@@ -489,8 +588,9 @@ export class SessionRegistry {
     const tag = this.#nextTag++;
     const status = this.#api.msc_session_create_ex(ptr, tag, p, plen, this.#idBuf, ID_BUF_LEN, this.#u64);
     if (status !== 0) {
-      const retryAfterMs =
-        status === 3 || status === 4 ? Math.min(Number(this.#u64[0]), Number.MAX_SAFE_INTEGER) : undefined;
+      const retryAfterMs = [3, 4, 10, 11].includes(status)
+        ? Math.min(Number(this.#u64[0]), Number.MAX_SAFE_INTEGER)
+        : undefined;
       const err = statusError(status, { retryAfterMs });
       this.#collect(); // a create at capacity may have closed expired sessions
       throw err;
@@ -695,7 +795,17 @@ export class SessionRegistry {
       rateLimited: toNumber(s.rate_limited),
       eventsDropped: toNumber(s.events_dropped),
       eventsDiscarded: this.#discarded,
+      rejectedPrincipalFull: this.#stat(ptr, 9),
+      rateLimitedPrincipal: this.#stat(ptr, 10),
+      principalsTracked: this.#stat(ptr, 11),
     };
+  }
+
+  /** One counter by its `msc_stat` number (counters after the frozen msc_stats). */
+  #stat(ptr, which) {
+    const v = [0];
+    check(this.#api.msc_registry_stat(ptr, which, v));
+    return toNumber(v[0]);
   }
 
   /**

@@ -31,7 +31,7 @@ use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 use mcp_session_core::admission::{
-    self, Admissible, Capacity, Fifo, Index, OnFull, Refused, SessionState,
+    self, Admissible, Capacity, Fifo, Index, OnFull, Probation, Refused, SessionState,
 };
 
 // ---------------------------------------------------------------------------
@@ -218,6 +218,23 @@ impl Fifo<Entry> for TestFifo {
                 }
             }
         }
+    }
+
+    /// This file's entries carry no quota (see `principals.rs` for the
+    /// per-principal models), so the protocol never asks for a principal's
+    /// oldest.
+    fn claim_oldest_of_principal(
+        &self,
+        of: &Entry,
+        _claim: impl FnMut(&Entry) -> bool,
+    ) -> Option<Entry> {
+        panic!("{of:?} has no quota: no principal FIFO to scan");
+    }
+
+    /// No scenario here runs `EvictIdle` (see `evict_idle.rs`), so the
+    /// protocol never scans a probation FIFO.
+    fn scan_probation(&self, _visit: impl FnMut(&Entry) -> Probation) -> Option<Entry> {
+        panic!("scan_probation outside EvictIdle");
     }
 
     fn claim_oldest(&self, mut claim: impl FnMut(&Entry) -> bool) -> Option<Entry> {

@@ -38,6 +38,31 @@
 //! (invariant 4), and only its winner releases or inherits the slot
 //! (invariant 2).
 //!
+//! # Per-principal quotas: a second counter
+//!
+//! With quotas on, every entry also counts against its principal's
+//! [`Quota`] (the anonymous class is one more quota), and a creator takes a
+//! *principal slot before the global slot*:
+//!
+//! 1. a free principal slot (CAS below the principal's cap), or, at the cap
+//!    under `EvictOldest`, the principal's own oldest open session, whose
+//!    `try_close` it wins: that session's principal slot **and** global slot
+//!    are both handed over, and the global step is skipped; under `Reject`
+//!    the create fails with [`Refused::PrincipalFull`];
+//! 2. then a global slot as above; if it evicts a session of any principal
+//!    to get it, it inherits only the victim's global slot and releases the
+//!    victim's principal slot; if it finds none under `Reject`, it gives its
+//!    principal slot back and fails with [`Refused::AtCapacity`].
+//!
+//! A close releases both slots after winning `try_close`. So every visible
+//! session owns a distinct slot on both counters, and neither counter ever
+//! exceeds its cap: **visible sessions of a principal ≤ its cap, at every
+//! instant**, with the same argument as the global bound. No cycle of waits
+//! can form: a creator waiting for a principal slot holds no slot; one
+//! waiting for a global slot holds only a principal slot, and global slots
+//! are held only by open sessions (evictable) or by creators a step from
+//! publishing.
+//!
 //! # Progress
 //!
 //! [`close`] is lock-free given lock-free index and FIFO removals. [`create`]
@@ -67,8 +92,25 @@ pub enum OnFull {
     /// [`crate::CloseReason::Evicted`] and give its slot to the new one.
     #[default]
     EvictOldest,
-    /// Fail the create with [`crate::CreateError::AtCapacity`].
+    /// Fail the create with [`crate::CreateError::AtCapacity`] (or, at the
+    /// principal's cap, [`crate::CreateError::PrincipalFull`]).
     Reject,
+    /// Evict the idle before the active, scan-resistant like S3-FIFO (Yang
+    /// et al., SOSP 2023): a new session waits in a *probation* FIFO; once
+    /// it serves a request after its handshake (a lookup of a confirmed
+    /// session) it is *promoted*. At capacity the evictor takes the oldest
+    /// unpromoted open session; only when there is none does it evict among
+    /// promoted sessions, oldest first with a second chance (CLOCK): one
+    /// that served a request since the evictor last passed it has its
+    /// reference bit cleared and is skipped.
+    ///
+    /// **Guarantee**: a session that has served a request after its
+    /// handshake is never evicted while an open session that has served
+    /// none exists (one open throughout the evicting create; linearizable
+    /// like FIFO order). The exact bound is unchanged. Lookups pay one
+    /// branch on the state word they already read, and one CAS the first
+    /// time a session serves a request after the evictor's last pass.
+    EvictIdle,
 }
 
 const RESERVED: u64 = 0;
@@ -77,9 +119,17 @@ const CONFIRMED: u64 = 2;
 const CLOSED: u64 = 3;
 const PHASE_BITS: u32 = 2;
 const PHASE_MASK: u64 = (1 << PHASE_BITS) - 1;
-/// The largest activity stamp the state word can hold (ms; ~146 million
+/// Served a request since an `EvictIdle` evictor last passed it (CLOCK).
+const REFERENCED: u64 = 1 << PHASE_BITS;
+/// Served a request after its handshake, ever (left probation).
+const PROMOTED: u64 = 1 << (PHASE_BITS + 1);
+const SERVED: u64 = REFERENCED | PROMOTED;
+/// Phase and flags: everything below the activity stamp.
+const LOW_MASK: u64 = PHASE_MASK | SERVED;
+const STAMP_SHIFT: u32 = PHASE_BITS + 2;
+/// The largest activity stamp the state word can hold (ms; ~36 million
 /// years of uptime): later stamps are clamped to it.
-const MAX_STAMP_MS: u64 = u64::MAX >> PHASE_BITS;
+const MAX_STAMP_MS: u64 = u64::MAX >> STAMP_SHIFT;
 
 /// One reading of a [`SessionState`]: the phase and the last activity,
 /// taken together from one atomic word.
@@ -103,7 +153,21 @@ impl StateSnapshot {
     /// time, then the latest touch.
     #[inline]
     pub fn activity_ms(self) -> u64 {
-        self.0 >> PHASE_BITS
+        self.0 >> STAMP_SHIFT
+    }
+
+    /// `true` once the session served a request after its handshake
+    /// (`EvictIdle`'s promotion out of probation; never cleared).
+    #[inline]
+    pub fn is_promoted(self) -> bool {
+        self.0 & PROMOTED != 0
+    }
+
+    /// `true` if promoted and referenced since an evictor last passed it:
+    /// a lookup then has nothing to write.
+    #[inline]
+    pub fn is_served(self) -> bool {
+        self.0 & SERVED == SERVED
     }
 
     #[inline]
@@ -118,8 +182,8 @@ impl StateSnapshot {
 }
 
 #[inline]
-fn word(activity_ms: u64, phase: u64) -> u64 {
-    (activity_ms.min(MAX_STAMP_MS) << PHASE_BITS) | phase
+fn word(activity_ms: u64, low: u64) -> u64 {
+    (activity_ms.min(MAX_STAMP_MS) << STAMP_SHIFT) | low
 }
 
 /// The lifecycle state of one entry (see the module docs for the diagram),
@@ -200,11 +264,66 @@ impl SessionState {
         while current.is_open() && current.activity_ms() < now_ms.min(MAX_STAMP_MS) {
             match self.word.compare_exchange_weak(
                 current.0,
-                word(now_ms, current.phase()),
+                word(now_ms, current.0 & LOW_MASK),
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
                 Ok(_) => return,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
+    }
+
+    /// Records that the session served a request: if it is confirmed (its
+    /// handshake completed), sets its promoted and referenced bits. No
+    /// write when both are set already; nothing for a pending or closed
+    /// session. Lock-free.
+    #[inline]
+    pub fn mark_served(&self) {
+        let mut current = self.load();
+        while current.phase() == CONFIRMED && !current.is_served() {
+            match self.word.compare_exchange_weak(
+                current.0,
+                current.0 | SERVED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return,
+                Err(now) => current = StateSnapshot(now),
+            }
+        }
+    }
+
+    /// Closes the session if it is open and was never promoted (the
+    /// decision is made on the state the closing CAS replaces, so a lookup
+    /// that promotes it first wins). `true` for the one call that closed
+    /// it.
+    fn try_close_unpromoted(&self) -> bool {
+        self.try_close_if(|state| (!state.is_promoted()).then_some(()))
+            .is_some()
+    }
+
+    /// CLOCK's second chance: if the session is open and referenced, clears
+    /// the reference bit and returns `false` (skip it); if open and not
+    /// referenced, closes it and returns `true` (for the one call that
+    /// closed it).
+    fn try_close_second_chance(&self) -> bool {
+        let mut current = self.load();
+        loop {
+            if !current.is_open() {
+                return false;
+            }
+            let referenced = current.0 & REFERENCED != 0;
+            let next = if referenced {
+                current.0 & !REFERENCED
+            } else {
+                current.with_phase(CLOSED)
+            };
+            match self
+                .word
+                .compare_exchange(current.0, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return !referenced,
                 Err(now) => current = StateSnapshot(now),
             }
         }
@@ -300,19 +419,7 @@ impl Capacity {
     /// Takes a free slot if there is one. Lock-free: a failed CAS means
     /// another thread's succeeded.
     fn try_reserve(&self) -> bool {
-        let mut current = self.reserved.load(Ordering::SeqCst);
-        while current < self.max {
-            match self.reserved.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(now) => current = now,
-            }
-        }
-        false
+        reserve_below(&self.reserved, self.max)
     }
 
     fn release(&self) {
@@ -321,11 +428,86 @@ impl Capacity {
     }
 }
 
+/// One principal's slot counter: the number of slots its sessions hold,
+/// never above `max` (the per-principal cap, or the anonymous class's).
+#[derive(Debug)]
+pub struct Quota {
+    reserved: AtomicUsize,
+    max: usize,
+}
+
+impl Quota {
+    /// A quota of `max` slots, none reserved (`usize::MAX`: no cap).
+    pub fn new(max: usize) -> Self {
+        Self {
+            reserved: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// The cap.
+    #[inline]
+    #[cfg_attr(not(mcp_session_core_loom), allow(dead_code))]
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Slots held now. At quiescence this equals the principal's open
+    /// sessions.
+    #[inline]
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(Ordering::SeqCst)
+    }
+
+    /// `true` if no slot is free right now (a hint).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.reserved() >= self.max
+    }
+
+    fn try_reserve(&self) -> bool {
+        reserve_below(&self.reserved, self.max)
+    }
+
+    fn release(&self) {
+        let previous = self.reserved.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(
+            previous > 0,
+            "released a principal slot that was not reserved"
+        );
+    }
+}
+
+/// CAS `n → n + 1` while `n < max`. Lock-free: a failed CAS means another
+/// thread's succeeded.
+fn reserve_below(counter: &AtomicUsize, max: usize) -> bool {
+    let mut current = counter.load(Ordering::SeqCst);
+    while current < max {
+        match counter.compare_exchange_weak(
+            current,
+            current + 1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
+    }
+    false
+}
+
 /// An entry the protocol can admit: it exposes its [`SessionState`].
 /// Cloning must be cheap (the registry's entries are `Arc`s).
 pub trait Admissible: Clone {
     /// The entry's lifecycle state.
     fn state(&self) -> &SessionState;
+
+    /// The principal quota the entry counts against, if quotas are on. All
+    /// entries of one principal return the same quota while any of them
+    /// holds a slot in it.
+    fn quota(&self) -> Option<&Quota> {
+        None
+    }
 }
 
 /// The id → entry index (the registry's `scc::HashIndex`).
@@ -347,6 +529,26 @@ pub trait Fifo<E> {
     /// Visits entries oldest first and returns the first one for which
     /// `claim` returns `true`, or `None` if `claim` accepted none.
     fn claim_oldest(&self, claim: impl FnMut(&E) -> bool) -> Option<E>;
+    /// As [`claim_oldest`](Self::claim_oldest), over the entries of
+    /// `of`'s principal only (those with the same [`Admissible::quota`]).
+    fn claim_oldest_of_principal(&self, of: &E, claim: impl FnMut(&E) -> bool) -> Option<E>;
+    /// Visits the probation FIFO (entries pushed and not yet seen promoted;
+    /// kept only under [`OnFull::EvictIdle`]) oldest first, and returns the
+    /// first entry for which `visit` answers [`Probation::Claimed`]. An
+    /// entry answered [`Probation::Promoted`] leaves the probation FIFO (it
+    /// stays in the main order).
+    fn scan_probation(&self, visit: impl FnMut(&E) -> Probation) -> Option<E>;
+}
+
+/// What [`Fifo::scan_probation`]'s visitor decided about one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probation {
+    /// It closed the entry (won its close CAS): the scan returns it.
+    Claimed,
+    /// Not this one (not open, or a race lost): go on.
+    Skip,
+    /// It was promoted: unlink it from probation and go on.
+    Promoted,
 }
 
 /// Why [`create`] did not admit the entry. Either way nothing was reserved
@@ -357,20 +559,29 @@ pub enum Refused {
     IdTaken,
     /// No free slot, and the policy is [`OnFull::Reject`].
     AtCapacity,
+    /// The entry's principal holds its cap of slots, and the policy is
+    /// [`OnFull::Reject`].
+    PrincipalFull,
 }
 
-/// Creates `entry` (state `RESERVED`): inserts it, takes a slot (a free one,
-/// or the oldest open session's under `EvictOldest`), publishes it with the
-/// time `stamp` returns (read once, just before publishing, so the
-/// session's deadlines start when it becomes visible).
+/// Creates `entry` (state `RESERVED`): inserts it, takes a principal slot
+/// if quotas are on (a free one, or the principal's oldest open session's
+/// under `EvictOldest`, which hands over its global slot too), then a
+/// global slot (a free one, or the oldest open session's under
+/// `EvictOldest`), and publishes it with the time `stamp` returns (read
+/// once, just before publishing, so the session's deadlines start when it
+/// becomes visible).
 ///
-/// Returns the evicted session, if any: it is already closed and unlinked;
-/// the caller reports it with reason `Evicted`.
+/// Returns the evicted session, if any: it is already closed, its slots are
+/// accounted for, and it is unlinked; the caller reports it with reason
+/// `Evicted`.
 ///
 /// # Errors
 ///
-/// [`Refused::IdTaken`] if the id is in the index; [`Refused::AtCapacity`]
-/// if no slot is free under [`OnFull::Reject`].
+/// [`Refused::IdTaken`] if the id is in the index;
+/// [`Refused::PrincipalFull`] if the principal is at its cap and
+/// [`Refused::AtCapacity`] if no global slot is free, both under
+/// [`OnFull::Reject`].
 pub fn create<E, I, F>(
     capacity: &Capacity,
     index: &I,
@@ -388,8 +599,29 @@ where
         return Err(Refused::IdTaken);
     }
     fifo.push(entry);
-    match take_slot(capacity, fifo, on_full) {
-        Some(victim) => {
+    let slots = match take_principal_slot(fifo, on_full, entry) {
+        // At the principal's cap: its oldest session's two slots.
+        Ok(Some(victim)) => Ok(Some(victim)),
+        Ok(None) => match take_slot(capacity, fifo, on_full) {
+            Some(victim) => {
+                if let Some(quota) = victim.as_ref().and_then(Admissible::quota) {
+                    // Only the global slot is inherited; the victim's
+                    // principal slot goes back to its principal.
+                    quota.release();
+                }
+                Ok(victim)
+            }
+            None => {
+                if let Some(quota) = entry.quota() {
+                    quota.release();
+                }
+                Err(Refused::AtCapacity)
+            }
+        },
+        Err(refused) => Err(refused),
+    };
+    match slots {
+        Ok(victim) => {
             entry.state().publish(stamp());
             if let Some(victim) = &victim {
                 index.remove(victim);
@@ -397,12 +629,48 @@ where
             }
             Ok(victim)
         }
-        None => {
+        Err(refused) => {
             entry.state().abandon();
             fifo.remove(entry);
             index.remove(entry);
-            Err(Refused::AtCapacity)
+            Err(refused)
         }
+    }
+}
+
+/// `Ok(None)`: a free principal slot (or quotas are off); `Ok(Some(victim))`:
+/// the principal's oldest open session, closed, with both its slots handed
+/// over; `Err(PrincipalFull)`: at the cap under `Reject`.
+fn take_principal_slot<E, F>(fifo: &F, on_full: OnFull, entry: &E) -> Result<Option<E>, Refused>
+where
+    E: Admissible,
+    F: Fifo<E>,
+{
+    let Some(quota) = entry.quota() else {
+        return Ok(None);
+    };
+    let mut attempt = 0;
+    loop {
+        if quota.try_reserve() {
+            return Ok(None);
+        }
+        let victim = match on_full {
+            OnFull::Reject => return Err(Refused::PrincipalFull),
+            OnFull::EvictOldest => fifo.claim_oldest_of_principal(entry, |e| e.state().try_close()),
+            // The principal's own sessions are few (its cap): two scans of
+            // them instead of a probation FIFO per principal.
+            OnFull::EvictIdle => fifo
+                .claim_oldest_of_principal(entry, |e| e.state().try_close_unpromoted())
+                .or_else(|| second_chance(|c| fifo.claim_oldest_of_principal(entry, c))),
+        };
+        if let Some(victim) = victim {
+            return Ok(Some(victim));
+        }
+        // Every principal slot is held by a create of this principal that
+        // has not published yet (or by a close between its CAS and its
+        // release); none of them waits for us.
+        wait_for_progress(attempt);
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -418,10 +686,12 @@ where
         if capacity.try_reserve() {
             return Some(None);
         }
-        if on_full == OnFull::Reject {
-            return None;
-        }
-        if let Some(victim) = fifo.claim_oldest(|e| e.state().try_close()) {
+        let victim = match on_full {
+            OnFull::Reject => return None,
+            OnFull::EvictOldest => fifo.claim_oldest(|e| e.state().try_close()),
+            OnFull::EvictIdle => claim_idle(fifo),
+        };
+        if let Some(victim) = victim {
             return Some(Some(victim));
         }
         // Every slot is held by a create that has taken it but not yet
@@ -432,8 +702,39 @@ where
     }
 }
 
-/// Closes `entry` if it is open: wins its `try_close`, releases its slot,
-/// unlinks it. Returns `true` for the one call that closed it; `false` if it
+/// `EvictIdle`'s victim: the oldest unpromoted open session (unlinking
+/// promoted ones from probation on the way), else by second chance among
+/// the rest.
+fn claim_idle<E, F>(fifo: &F) -> Option<E>
+where
+    E: Admissible,
+    F: Fifo<E>,
+{
+    fifo.scan_probation(|e| {
+        let state = e.state();
+        if state.load().is_promoted() {
+            Probation::Promoted
+        } else if state.try_close_unpromoted() {
+            Probation::Claimed
+        } else {
+            Probation::Skip
+        }
+    })
+    .or_else(|| second_chance(|claim| fifo.claim_oldest(claim)))
+}
+
+/// CLOCK over an oldest-first scan: the first pass clears the reference
+/// bits of the sessions it skips, so a second pass finds one unless every
+/// session served a request in between.
+fn second_chance<E: Admissible>(
+    mut scan: impl FnMut(&mut dyn FnMut(&E) -> bool) -> Option<E>,
+) -> Option<E> {
+    let mut claim = |e: &E| e.state().try_close_second_chance();
+    scan(&mut claim).or_else(|| scan(&mut claim))
+}
+
+/// Closes `entry` if it is open: wins its `try_close`, releases its slot
+/// (and its principal slot), unlinks it. Returns `true` for the one call that closed it; `false` if it
 /// was already closed (idempotent).
 pub fn close<E, I, F>(capacity: &Capacity, index: &I, fifo: &F, entry: &E) -> bool
 where
@@ -462,6 +763,9 @@ where
 {
     let verdict = entry.state().try_close_if(decide)?;
     capacity.release();
+    if let Some(quota) = entry.quota() {
+        quota.release();
+    }
     index.remove(entry);
     fifo.remove(entry);
     Some(verdict)

@@ -47,12 +47,18 @@ pub enum ConfigError {
     /// are allocated up front).
     #[error("event queue capacity must be at most 16777216, got {0}")]
     EventQueueTooLarge(usize),
+    /// A per-principal cap of 0 (`max_sessions_per_principal` or
+    /// `max_anonymous_sessions`): no such principal could ever create a
+    /// session. Holds the setting's name.
+    #[error("{0} must be at least 1 (leave it unset for no cap)")]
+    ZeroPrincipalCap(&'static str),
 }
 
 /// Builds a [`SessionRegistry`]; start from [`SessionRegistry::builder`].
 ///
 /// Defaults: `max_sessions` 10,000, [`OnFull::EvictOldest`], no idle
-/// timeout, no max lifetime, no init timeout, no rate limit, a close-event
+/// timeout, no max lifetime, no init timeout, no rate limit, no
+/// per-principal cap or rate limit, a close-event
 /// queue of 4,096, no callback, the [`SystemClock`].
 ///
 /// # Examples
@@ -80,6 +86,9 @@ pub struct RegistryBuilder<V> {
     max_lifetime: Option<Duration>,
     init_timeout: Option<Duration>,
     rate_limit: Option<(u64, Duration)>,
+    max_sessions_per_principal: Option<usize>,
+    max_anonymous_sessions: Option<usize>,
+    rate_limit_per_principal: Option<(u64, Duration)>,
     pub(crate) event_queue_capacity: usize,
     pub(crate) on_close: Option<CloseCallback<V>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
@@ -91,8 +100,17 @@ pub struct RegistryBuilder<V> {
 pub(crate) struct Checked {
     pub(crate) timeouts: Timeouts,
     pub(crate) rate_limit: Option<(usize, u64)>,
+    /// Per-principal quotas, if any setting of them is on.
+    pub(crate) principals: Option<PrincipalSettings>,
     pub(crate) clock: RegistryClock,
     pub(crate) id_source: IdSource,
+}
+
+/// Checked per-principal settings (`usize::MAX`: no cap).
+pub(crate) struct PrincipalSettings {
+    pub(crate) per_principal_max: usize,
+    pub(crate) anonymous_max: usize,
+    pub(crate) rate_limit: Option<(usize, u64)>,
 }
 
 impl<V> Default for RegistryBuilder<V> {
@@ -104,6 +122,9 @@ impl<V> Default for RegistryBuilder<V> {
             max_lifetime: None,
             init_timeout: None,
             rate_limit: None,
+            max_sessions_per_principal: None,
+            max_anonymous_sessions: None,
+            rate_limit_per_principal: None,
             event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY,
             on_close: None,
             clock: None,
@@ -155,6 +176,67 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
         self
     }
 
+    /// The most sessions one principal may hold open at once (the
+    /// per-principal exact bound, as strong as `max_sessions`: never
+    /// exceeded, not for an instant). A principal is the bytes given to
+    /// [`SessionRegistry::create_bound`] / [`SessionRegistry::create_with`];
+    /// sessions created without one form the *anonymous class*, capped by
+    /// [`max_anonymous_sessions`](Self::max_anonymous_sessions) (by default
+    /// this same cap).
+    ///
+    /// At a principal's cap, [`OnFull::EvictOldest`] evicts *that
+    /// principal's* oldest open session (reason
+    /// [`crate::CloseReason::Evicted`]) and gives its slots to the new one,
+    /// so a flood from one principal churns only its own sessions;
+    /// [`OnFull::Reject`] fails with [`crate::CreateError::PrincipalFull`]
+    /// (HTTP 429). Must be at least 1; unset (the default) means no cap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mcp_session_core::{CreateError, OnFull, SessionRegistry};
+    ///
+    /// let registry = SessionRegistry::builder()
+    ///     .max_sessions(10)
+    ///     .max_sessions_per_principal(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let alice = registry.create_bound(b"alice", "a1").unwrap();
+    /// let bob = registry.create_bound(b"bob", "b1").unwrap();
+    /// registry.create_bound(b"alice", "a2").unwrap();
+    /// registry.create_bound(b"alice", "a3").unwrap(); // evicts a1, not b1
+    /// assert!(!alice.is_open());
+    /// assert!(bob.is_open());
+    /// assert_eq!(registry.principal_sessions(Some(b"alice")), 2);
+    /// ```
+    pub fn max_sessions_per_principal(mut self, max: usize) -> Self {
+        self.max_sessions_per_principal = Some(max);
+        self
+    }
+
+    /// The most sessions without a principal open at once (the anonymous
+    /// class, one more principal to the quotas). Default: the
+    /// [`max_sessions_per_principal`](Self::max_sessions_per_principal)
+    /// cap, or no cap if that is unset. Must be at least 1.
+    pub fn max_anonymous_sessions(mut self, max: usize) -> Self {
+        self.max_anonymous_sessions = Some(max);
+        self
+    }
+
+    /// Allow each principal (and the anonymous class) at most `max`
+    /// creations in any sliding window of `window`, beside the global
+    /// [`rate_limit`](Self::rate_limit) and checked before it, so a
+    /// principal over its own limit spends none of the global budget.
+    /// Refusals are [`crate::CreateError::PrincipalRateLimited`] (HTTP 429
+    /// with `Retry-After`). Exact and lock-free like the global limit; 8
+    /// bytes per allowed creation per principal that created a session
+    /// inside the window (see [`crate::SessionRegistry::principals_tracked`]
+    /// for how the number of such principals is bounded).
+    pub fn rate_limit_per_principal(mut self, max: u64, window: Duration) -> Self {
+        self.rate_limit_per_principal = Some((max, window));
+        self
+    }
+
     /// How many close events the queue holds before it drops new ones
     /// (counted in [`crate::Stats::events_dropped`]). 0 turns the queue off,
     /// e.g. when a callback handles closes. Default 4,096.
@@ -203,7 +285,10 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
     /// [`ConfigError::ZeroTimeout`] for a timeout under 1 ms;
     /// [`ConfigError::RateLimitOutOfRange`] / [`ConfigError::ZeroRateWindow`]
     /// for a rate limit of 0 or over 1,048,576, or a window under 1 ms;
-    /// [`ConfigError::EventQueueTooLarge`] for a queue over 2^24 events.
+    /// [`ConfigError::EventQueueTooLarge`] for a queue over 2^24 events;
+    /// [`ConfigError::ZeroPrincipalCap`] for a per-principal or anonymous
+    /// cap of 0 (the per-principal rate limit is checked as the global
+    /// one).
     ///
     /// # Examples
     ///
@@ -240,8 +325,8 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
             init_ms: ms(self.init_timeout, "init_timeout")?,
             margin_ms,
         };
-        let rate_limit = match self.rate_limit {
-            None => None,
+        let rate = |limit: Option<(u64, Duration)>| match limit {
+            None => Ok(None),
             Some((max, window)) => {
                 if max == 0 || max > MAX_RATE_LIMIT {
                     return Err(ConfigError::RateLimitOutOfRange(max));
@@ -250,12 +335,32 @@ impl<V: Send + Sync + 'static> RegistryBuilder<V> {
                 if window_ms == 0 {
                     return Err(ConfigError::ZeroRateWindow);
                 }
-                Some((max as usize, window_ms.saturating_add(margin_ms)))
+                Ok(Some((max as usize, window_ms.saturating_add(margin_ms))))
             }
         };
+        let rate_limit = rate(self.rate_limit)?;
+        let cap = |cap: Option<usize>, name| match cap {
+            Some(0) => Err(ConfigError::ZeroPrincipalCap(name)),
+            other => Ok(other),
+        };
+        let per_principal = cap(
+            self.max_sessions_per_principal,
+            "max_sessions_per_principal",
+        )?;
+        let anonymous = cap(self.max_anonymous_sessions, "max_anonymous_sessions")?;
+        let principal_rate = rate(self.rate_limit_per_principal)?;
+        let principals = (per_principal.is_some()
+            || anonymous.is_some()
+            || principal_rate.is_some())
+        .then(|| PrincipalSettings {
+            per_principal_max: per_principal.unwrap_or(usize::MAX),
+            anonymous_max: anonymous.or(per_principal).unwrap_or(usize::MAX),
+            rate_limit: principal_rate,
+        });
         Ok(Checked {
             timeouts,
             rate_limit,
+            principals,
             clock,
             id_source: self
                 .id_source
@@ -288,6 +393,12 @@ impl<V> fmt::Debug for RegistryBuilder<V> {
             .field("max_lifetime", &self.max_lifetime)
             .field("init_timeout", &self.init_timeout)
             .field("rate_limit", &self.rate_limit)
+            .field(
+                "max_sessions_per_principal",
+                &self.max_sessions_per_principal,
+            )
+            .field("max_anonymous_sessions", &self.max_anonymous_sessions)
+            .field("rate_limit_per_principal", &self.rate_limit_per_principal)
             .field("event_queue_capacity", &self.event_queue_capacity)
             .field("on_close", &self.on_close.is_some())
             .finish_non_exhaustive()

@@ -35,8 +35,9 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use subtle::ConstantTimeEq;
 
-use super::admission::{Admissible, SessionState};
+use super::admission::{Admissible, Quota, SessionState};
 use super::id::SessionId;
+use super::principals::PrincipalRecord;
 
 /// A session's record. Shared by the index, the FIFO and every handle, so
 /// the atomics here are the one copy every reader sees (an `scc::HashIndex`
@@ -48,6 +49,9 @@ pub(crate) struct Entry<V> {
     /// Phase and last activity (one word), and the publish time.
     pub(crate) state: SessionState,
     pub(crate) principal: Option<Box<[u8]>>,
+    /// The principal's record (quota, per-principal order), when
+    /// per-principal quotas or rate limits are on.
+    pub(crate) record: Option<Arc<PrincipalRecord>>,
     /// The value's holders (see the module docs). 0 = the value is gone.
     holds: AtomicUsize,
     /// Alive while `holds > 0`; dropped in place by the last release.
@@ -68,6 +72,7 @@ impl<V> Entry<V> {
         id: SessionId,
         seq: u64,
         principal: Option<&[u8]>,
+        record: Option<Arc<PrincipalRecord>>,
         value: V,
     ) -> (Arc<Self>, Session<V>) {
         let entry = Arc::new(Self {
@@ -75,6 +80,7 @@ impl<V> Entry<V> {
             seq,
             state: SessionState::new(),
             principal: principal.map(Box::from),
+            record,
             holds: AtomicUsize::new(2),
             value: UnsafeCell::new(ManuallyDrop::new(value)),
         });
@@ -177,6 +183,10 @@ unsafe fn release<V>(entry: NonNull<Entry<V>>) {
 impl<V> Admissible for Arc<Entry<V>> {
     fn state(&self) -> &SessionState {
         &self.state
+    }
+
+    fn quota(&self) -> Option<&Quota> {
+        self.record.as_ref().map(|record| &record.quota)
     }
 }
 

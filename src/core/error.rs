@@ -21,6 +21,25 @@ pub enum CreateError {
         /// safe side: the limiter's exact wait plus the clock's resolution.
         retry_after: Duration,
     },
+    /// The principal (or the anonymous class) already holds its cap of open
+    /// sessions ([`crate::RegistryBuilder::max_sessions_per_principal`])
+    /// and the policy is [`crate::OnFull::Reject`]. HTTP 429 with
+    /// `Retry-After`: the limit is the caller's own, not the server's.
+    #[error("this principal's session limit is reached; retry in {retry_after:?}")]
+    PrincipalFull {
+        /// A suggested wait (1 s): a slot frees when one of the principal's
+        /// sessions closes, which the registry cannot foresee.
+        retry_after: Duration,
+    },
+    /// The principal's creation rate limit is exhausted
+    /// ([`crate::RegistryBuilder::rate_limit_per_principal`]). HTTP 429
+    /// with `Retry-After`.
+    #[error("this principal's session creation rate limit is reached; retry in {retry_after:?}")]
+    PrincipalRateLimited {
+        /// Time until the principal's limiter grants again (whole
+        /// milliseconds, plus the clock's resolution).
+        retry_after: Duration,
+    },
     /// The OS CSPRNG could not be read, so no unguessable id could be made.
     /// HTTP 500.
     #[error("cannot read the OS random number generator: {0}")]
@@ -34,21 +53,24 @@ pub enum CreateError {
     /// `Retry-After`).
     #[error("the session registry is shut down")]
     ShutDown,
-    /// The principal (or, without one, the anonymous class) holds its cap
-    /// of open sessions (`max_sessions_per_principal`,
-    /// `max_anonymous_sessions`) and the policy is
-    /// [`crate::OnFull::Reject`]. HTTP 429 with `Retry-After`.
-    #[error("this principal's session limit reached")]
-    PrincipalFull,
 }
 
 impl CreateError {
-    /// The HTTP status: 503 at capacity or on id collision, 429 when rate
-    /// limited or at the principal's cap, 500 for an entropy failure.
+    pub(crate) const fn principal_full() -> Self {
+        Self::PrincipalFull {
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    /// The HTTP status: 503 at capacity, on id collision or shut down; 429
+    /// when rate limited (globally or per principal) or at the principal's
+    /// cap; 500 for an entropy failure.
     pub const fn http_status(&self) -> u16 {
         match self {
             Self::AtCapacity | Self::IdCollision | Self::ShutDown => 503,
-            Self::RateLimited { .. } | Self::PrincipalFull => 429,
+            Self::RateLimited { .. }
+            | Self::PrincipalFull { .. }
+            | Self::PrincipalRateLimited { .. } => 429,
             Self::Entropy(_) => 500,
         }
     }
@@ -57,8 +79,10 @@ impl CreateError {
     /// or `None` where retrying will not help (entropy failure, shut down).
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::AtCapacity | Self::IdCollision | Self::PrincipalFull => Some(1),
-            Self::RateLimited { retry_after } => {
+            Self::AtCapacity | Self::IdCollision => Some(1),
+            Self::RateLimited { retry_after }
+            | Self::PrincipalFull { retry_after }
+            | Self::PrincipalRateLimited { retry_after } => {
                 Some(retry_after.as_millis().div_ceil(1000).max(1) as u64)
             }
             Self::Entropy(_) | Self::ShutDown => None,

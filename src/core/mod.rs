@@ -7,6 +7,7 @@ pub(crate) mod entry;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod id;
+pub(crate) mod principals;
 pub(crate) mod rate_limit;
 pub(crate) mod registry;
 pub(crate) mod stats;

@@ -27,6 +27,9 @@ pub(crate) struct RateLimiter {
     stamps: Box<[AtomicU64]>,
     cursor: AtomicUsize,
     window_ms: u64,
+    /// The latest grant's stamp (0: never), for [`RateLimiter::is_idle`].
+    /// A give-back leaves it in place (on the safe side: idle a bit later).
+    latest: AtomicU64,
 }
 
 /// A granted creation; hand it to [`RateLimiter::give_back`] if the
@@ -46,6 +49,7 @@ impl RateLimiter {
             stamps: (0..max).map(|_| AtomicU64::new(NEVER)).collect(),
             cursor: AtomicUsize::new(0),
             window_ms,
+            latest: AtomicU64::new(NEVER),
         }
     }
 
@@ -66,6 +70,7 @@ impl RateLimiter {
                     .is_ok()
                 {
                     self.cursor.store(slot + 1, Ordering::Relaxed);
+                    self.latest.fetch_max(stamp, Ordering::AcqRel);
                     return Ok(Permit {
                         slot,
                         stamp,
@@ -91,6 +96,21 @@ impl RateLimiter {
             Ordering::AcqRel,
             Ordering::Relaxed,
         );
+    }
+
+    /// `true` if no grant lies inside the window ending at `now_ms`: the
+    /// limiter would grant `max` creations now, exactly as a fresh one (so
+    /// it may be dropped and made again without loosening the limit).
+    pub(crate) fn is_idle(&self, now_ms: u64) -> bool {
+        self.age(self.latest.load(Ordering::Acquire), now_ms) >= self.window_ms
+    }
+
+    /// When the latest grant leaves the window (ms), or 0 if it has.
+    pub(crate) fn idle_at_ms(&self) -> u64 {
+        match self.latest.load(Ordering::Acquire) {
+            NEVER => 0,
+            stamp => (stamp - 1).saturating_add(self.window_ms),
+        }
     }
 
     fn age(&self, stamp: u64, now_ms: u64) -> u64 {
@@ -142,6 +162,17 @@ mod tests {
         assert!(limiter.try_acquire(1_099).is_err());
         assert!(limiter.try_acquire(1_100).is_ok());
         assert_eq!(limiter.try_acquire(1_100).unwrap_err(), 300);
+    }
+
+    #[test]
+    fn idle_once_the_latest_grant_left_the_window() {
+        let limiter = RateLimiter::new(2, 1_000);
+        assert!(limiter.is_idle(0));
+        limiter.try_acquire(100).unwrap();
+        limiter.try_acquire(300).unwrap();
+        assert!(!limiter.is_idle(1_299));
+        assert_eq!(limiter.idle_at_ms(), 1_300);
+        assert!(limiter.is_idle(1_300));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::entry::{Entry, Session};
 use super::error::{CreateError, LookupError};
 use super::events::{CloseCallback, CloseReason, ClosedSession, EventQueue};
 use super::id::SessionId;
+use super::principals::{Pin, Principals, TableFull};
 use super::rate_limit::{Permit, RateLimiter};
 use super::stats::{Counters, Stats};
 use super::store::{CreationOrder, SessionIndex};
@@ -143,6 +144,7 @@ pub(crate) struct Inner<V> {
     on_full: OnFull,
     timeouts: Timeouts,
     limiter: Option<RateLimiter>,
+    principals: Option<Principals>,
     clock: RegistryClock,
     id_source: IdSource,
     next_seq: AtomicU64,
@@ -188,17 +190,30 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         let Checked {
             timeouts,
             rate_limit,
+            principals,
             clock,
             id_source,
         } = checked;
+        let principals = principals.map(|settings| {
+            Principals::new(
+                settings.per_principal_max,
+                settings.anonymous_max,
+                settings.rate_limit,
+                builder.max_sessions,
+            )
+        });
         Self {
             inner: Arc::new(Inner {
                 capacity: Capacity::new(builder.max_sessions),
                 index: SessionIndex::with_capacity(builder.max_sessions),
-                fifo: CreationOrder::new(),
+                fifo: CreationOrder::new(
+                    principals.is_some(),
+                    builder.on_full == OnFull::EvictIdle,
+                ),
                 on_full: builder.on_full,
                 timeouts,
                 limiter: rate_limit.map(|(max, window)| RateLimiter::new(max, window)),
+                principals,
                 clock,
                 id_source,
                 next_seq: AtomicU64::new(0),
@@ -292,7 +307,18 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             return Err(CreateError::ShutDown);
         }
         let now = inner.clock.now_ms();
+        // The principal's record stays pinned (not removable) until this
+        // create has published its session or given up.
+        let pin = inner.pin_principal(principal, now)?;
+        let principal_permit = inner.acquire_principal_permit(pin.as_ref(), now)?;
         let permit = inner.acquire_permit(now)?;
+        if inner.on_full == OnFull::Reject
+            && let Some(pin) = &pin
+            && pin.record().quota.is_full()
+        {
+            Counters::bump(&inner.counters.rejected_principal_full);
+            return Err(CreateError::principal_full());
+        }
         if inner.capacity.is_full() {
             inner.sweep_if_due(now);
             if inner.on_full == OnFull::Reject && inner.capacity.is_full() {
@@ -302,7 +328,8 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         }
         let id = inner.fresh_id()?;
         let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (entry, handle) = Entry::new(id, seq, principal, make(id));
+        let record = pin.as_ref().map(|pin| pin.record().clone());
+        let (entry, handle) = Entry::new(id, seq, principal, record, make(id));
         let admitted = admission::create(
             &inner.capacity,
             &inner.index,
@@ -313,6 +340,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
         );
         match admitted {
             Ok(victim) => {
+                principal_permit.keep();
                 permit.keep();
                 Counters::bump(&inner.counters.created);
                 if let Some(victim) = victim {
@@ -336,6 +364,10 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
                     Refused::AtCapacity => {
                         Counters::bump(&inner.counters.rejected_full);
                         Err(CreateError::AtCapacity)
+                    }
+                    Refused::PrincipalFull => {
+                        Counters::bump(&inner.counters.rejected_principal_full);
+                        Err(CreateError::principal_full())
                     }
                     Refused::IdTaken => Err(CreateError::IdCollision),
                 }
@@ -617,6 +649,9 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// ```
     pub fn purge_expired(&self) -> usize {
         let inner = &*self.inner;
+        if let Some(principals) = &inner.principals {
+            principals.sweep_if_due(inner.clock.now_ms());
+        }
         if !inner.timeouts.any() {
             return 0;
         }
@@ -665,9 +700,45 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
     /// The counters (see [`Stats`]).
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
-        inner
-            .counters
-            .snapshot(inner.capacity.reserved(), inner.capacity.max())
+        inner.counters.snapshot(
+            inner.capacity.reserved(),
+            inner.capacity.max(),
+            self.principals_tracked(),
+        )
+    }
+
+    /// The sessions `principal` holds open now (`None`: the anonymous
+    /// class), as counted by its per-principal slot counter: never above
+    /// its cap, and exact at quiescence. 0 when no per-principal setting
+    /// is on (nothing is counted then). Takes a shared bucket lock of the
+    /// principal table; for monitoring, not the request path.
+    pub fn principal_sessions(&self, principal: Option<&[u8]>) -> usize {
+        self.inner
+            .principals
+            .as_ref()
+            .map_or(0, |principals| principals.sessions_of(principal))
+    }
+
+    /// Principals holding per-principal state now ([`Stats::principals_tracked`]).
+    ///
+    /// # Memory
+    ///
+    /// A principal holds a record only while it has an open session (at
+    /// most `max_sessions` such principals), a create in flight, or — with
+    /// [`RegistryBuilder::rate_limit_per_principal`] — a creation inside
+    /// its window. Records of the last kind are bounded too: the table
+    /// holds at most `max(2 × max_sessions, 1024)` records (plus creates in
+    /// flight); when it is full, a create for a principal without a record
+    /// first sweeps records whose window has passed and is otherwise
+    /// refused with [`CreateError::RateLimited`] until the earliest one
+    /// has. Principals that hold a record are unaffected, so a flood of
+    /// distinct principals cannot grow memory, nor lock out the principals
+    /// already served.
+    pub fn principals_tracked(&self) -> usize {
+        self.inner
+            .principals
+            .as_ref()
+            .map_or(0, Principals::tracked)
     }
 
     /// Entries in the FIFO structure, open or being unlinked (O(n)). For
@@ -727,6 +798,51 @@ impl Drop for PermitGuard<'_> {
 }
 
 impl<V: Send + Sync + 'static> Inner<V> {
+    fn pin_principal<'a>(
+        &'a self,
+        principal: Option<&'a [u8]>,
+        now: u64,
+    ) -> Result<Option<Pin<'a>>, CreateError> {
+        let Some(principals) = &self.principals else {
+            return Ok(None);
+        };
+        principals.sweep_if_due(now);
+        match principals.pin(principal, now) {
+            Ok(pin) => Ok(Some(pin)),
+            Err(TableFull(wait_ms)) => {
+                Counters::bump(&self.counters.rate_limited);
+                Err(CreateError::RateLimited {
+                    retry_after: Duration::from_millis(
+                        wait_ms.saturating_add(self.timeouts.margin_ms),
+                    ),
+                })
+            }
+        }
+    }
+
+    fn acquire_principal_permit<'p>(
+        &self,
+        pin: Option<&'p Pin<'_>>,
+        now: u64,
+    ) -> Result<PermitGuard<'p>, CreateError> {
+        let Some(limiter) = pin.and_then(|pin| pin.record().limiter()) else {
+            return Ok(PermitGuard { held: None });
+        };
+        match limiter.try_acquire(now) {
+            Ok(permit) => Ok(PermitGuard {
+                held: Some((limiter, permit)),
+            }),
+            Err(wait_ms) => {
+                Counters::bump(&self.counters.rate_limited_principal);
+                Err(CreateError::PrincipalRateLimited {
+                    retry_after: Duration::from_millis(
+                        wait_ms.saturating_add(self.timeouts.margin_ms),
+                    ),
+                })
+            }
+        }
+    }
+
     fn acquire_permit(&self, now: u64) -> Result<PermitGuard<'_>, CreateError> {
         let Some(limiter) = &self.limiter else {
             return Ok(PermitGuard { held: None });
@@ -782,6 +898,12 @@ impl<V: Send + Sync + 'static> Inner<V> {
             if self.timeouts.idle_ms.is_some() && state.activity_ms() < now {
                 entry.state.touch(now);
             }
+        }
+        if self.on_full == OnFull::EvictIdle && !state.is_served() {
+            // A request served: promotes a confirmed session out of
+            // probation and gives it a second chance (one CAS, once per
+            // evictor pass).
+            entry.state.mark_served();
         }
         entry.try_handle().ok_or(LookupError::NotFound)
     }
@@ -917,6 +1039,11 @@ impl<V: Send + Sync + 'static> Inner<V> {
             if self.events.is_enabled() && !self.events.push(event) {
                 Counters::bump(&self.counters.events_dropped);
             }
+        }
+        if let (Some(principals), Some(record)) = (&self.principals, &entry.record) {
+            // Its slots were released (or handed over) by the closing call:
+            // a principal left with nothing holds no memory.
+            principals.forget_if_idle(entry.principal.as_deref(), record, || self.clock.now_ms());
         }
         // SAFETY: the caller won this entry's close CAS (`admission::close`,
         // `close_if`, or the eviction in `admission::create`), which happens

@@ -34,6 +34,17 @@ pub struct Stats {
     pub rejected_full: u64,
     /// Creates refused by the rate limit.
     pub rate_limited: u64,
+    /// Creates refused at a principal's cap under [`crate::OnFull::Reject`]
+    /// ([`crate::CreateError::PrincipalFull`]).
+    pub rejected_principal_full: u64,
+    /// Creates refused by the per-principal rate limit
+    /// ([`crate::CreateError::PrincipalRateLimited`]).
+    pub rate_limited_principal: u64,
+    /// Principals holding per-principal state now (a gauge; the anonymous
+    /// class is not counted): those with an open session, a create in
+    /// flight, or a creation inside their rate-limit window. 0 when no
+    /// per-principal setting is on.
+    pub principals_tracked: u64,
     /// Close events dropped because the event queue was full.
     pub events_dropped: u64,
     /// Close callbacks that panicked (the panic was caught; the session was
@@ -51,6 +62,8 @@ pub(crate) struct Counters {
     pub(crate) shut_down: AtomicU64,
     pub(crate) rejected_full: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) rejected_principal_full: AtomicU64,
+    pub(crate) rate_limited_principal: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
 }
@@ -61,7 +74,12 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, live: usize, max_sessions: usize) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        live: usize,
+        max_sessions: usize,
+        principals_tracked: usize,
+    ) -> Stats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             live: live as u64,
@@ -74,6 +92,9 @@ impl Counters {
             shut_down: read(&self.shut_down),
             rejected_full: read(&self.rejected_full),
             rate_limited: read(&self.rate_limited),
+            rejected_principal_full: read(&self.rejected_principal_full),
+            rate_limited_principal: read(&self.rate_limited_principal),
+            principals_tracked: principals_tracked as u64,
             events_dropped: read(&self.events_dropped),
             callback_panics: read(&self.callback_panics),
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use scc::{Guard, HashIndex, TreeIndex};
 
-use super::admission::{Fifo, Index};
+use super::admission::{Fifo, Index, Probation};
 use super::entry::Entry;
 use super::id::SessionId;
 
@@ -89,34 +89,108 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
     }
 }
 
-/// creation sequence → entry: the FIFO order.
-pub(crate) struct CreationOrder<V>(TreeIndex<u64, Arc<Entry<V>>>);
+/// (principal record's order key, creation sequence) → entry.
+type PrincipalOrder<V> = TreeIndex<(u64, u64), Arc<Entry<V>>>;
+
+/// creation sequence → entry: the FIFO order; with per-principal caps also
+/// (principal record, creation sequence) → entry, each principal's own
+/// FIFO order (a range of one tree, so a principal costs no tree of its
+/// own).
+///
+/// Under `EvictIdle` also the probation FIFO: creation sequence → entry for
+/// sessions not yet seen promoted. A lookup that promotes a session only
+/// sets a bit in its state (the hot path writes no tree); the evictor moves
+/// promoted sessions out of probation as it meets them (S3-FIFO's lazy
+/// promotion), so each session is scanned there at most once after its
+/// promotion, and an eviction never walks past the promoted sessions that
+/// make up most of a busy registry.
+pub(crate) struct CreationOrder<V> {
+    all: TreeIndex<u64, Arc<Entry<V>>>,
+    by_principal: Option<PrincipalOrder<V>>,
+    probation: Option<TreeIndex<u64, Arc<Entry<V>>>>,
+}
 
 impl<V> CreationOrder<V> {
-    pub(crate) fn new() -> Self {
-        Self(TreeIndex::new())
+    /// `per_principal`: keep each principal's order too (needed when a
+    /// principal cap can be reached under `EvictOldest`).
+    /// `probation`: keep the probation FIFO (`EvictIdle`).
+    pub(crate) fn new(per_principal: bool, probation: bool) -> Self {
+        Self {
+            all: TreeIndex::new(),
+            by_principal: per_principal.then(TreeIndex::new),
+            probation: probation.then(TreeIndex::new),
+        }
     }
 
     /// O(n): for tests and diagnostics only.
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.all.len()
     }
 }
 
 impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
     fn push(&self, entry: &Arc<Entry<V>>) {
-        let inserted = self.0.insert_sync(entry.seq, entry.clone()).is_ok();
+        let inserted = self.all.insert_sync(entry.seq, entry.clone()).is_ok();
         debug_assert!(inserted, "creation sequence numbers are unique");
+        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
+            let inserted = tree
+                .insert_sync((record.order, entry.seq), entry.clone())
+                .is_ok();
+            debug_assert!(inserted, "creation sequence numbers are unique");
+        }
+        if let Some(probation) = &self.probation {
+            let inserted = probation.insert_sync(entry.seq, entry.clone()).is_ok();
+            debug_assert!(inserted, "creation sequence numbers are unique");
+        }
     }
 
     fn remove(&self, entry: &Arc<Entry<V>>) {
-        self.0.remove_sync(&entry.seq);
+        self.all.remove_sync(&entry.seq);
+        if let Some(probation) = &self.probation {
+            probation.remove_sync(&entry.seq);
+        }
+        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
+            tree.remove_sync(&(record.order, entry.seq));
+        }
     }
 
     fn claim_oldest(&self, mut claim: impl FnMut(&Arc<Entry<V>>) -> bool) -> Option<Arc<Entry<V>>> {
         let guard = Guard::new();
-        self.0
+        self.all
             .iter(&guard)
+            .map(|(_, entry)| entry)
+            .find(|entry| claim(entry))
+            .cloned()
+    }
+
+    fn scan_probation(
+        &self,
+        mut visit: impl FnMut(&Arc<Entry<V>>) -> Probation,
+    ) -> Option<Arc<Entry<V>>> {
+        let probation = self.probation.as_ref()?;
+        let guard = Guard::new();
+        for (seq, entry) in probation.iter(&guard) {
+            match visit(entry) {
+                Probation::Claimed => return Some(entry.clone()),
+                Probation::Skip => {}
+                Probation::Promoted => {
+                    probation.remove_sync(seq);
+                }
+            }
+        }
+        None
+    }
+
+    fn claim_oldest_of_principal(
+        &self,
+        of: &Arc<Entry<V>>,
+        mut claim: impl FnMut(&Arc<Entry<V>>) -> bool,
+    ) -> Option<Arc<Entry<V>>> {
+        let (Some(tree), Some(record)) = (&self.by_principal, &of.record) else {
+            return None;
+        };
+        let guard = Guard::new();
+        tree.range((record.order, 0)..=(record.order, u64::MAX), &guard)
             .map(|(_, entry)| entry)
             .find(|entry| claim(entry))
             .cloned()

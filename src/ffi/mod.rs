@@ -34,6 +34,7 @@
 #![allow(non_camel_case_types)]
 
 mod config;
+mod fairness;
 mod features;
 #[cfg(feature = "redis")]
 mod fleet;
@@ -45,6 +46,10 @@ mod status;
 mod util;
 
 pub use config::{msc_config, msc_config_default};
+pub use fairness::{
+    msc_options_set_max_anonymous_sessions, msc_options_set_max_sessions_per_principal,
+    msc_options_set_rate_limit_per_principal, msc_registry_stat, msc_stat,
+};
 pub use features::{MSC_FEATURE_FLEET, msc_features};
 #[cfg(feature = "redis")]
 pub use fleet::*;

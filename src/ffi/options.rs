@@ -9,6 +9,7 @@
 //! does not set keep their defaults.
 
 use super::config::msc_config;
+use super::fairness::Fairness;
 use super::panic::ffi_boundary;
 use super::registry::{msc_registry, new_registry};
 use super::status::msc_status;
@@ -20,6 +21,7 @@ use super::status::msc_status;
 /// thread-safe: one thread at a time may use one `msc_options`.
 pub struct msc_options {
     config: msc_config,
+    fairness: Fairness,
 }
 
 /// What a create does at capacity (`msc_options_set_on_full`). Stable
@@ -32,6 +34,12 @@ pub enum msc_on_full {
     /// Close the oldest open session (FIFO, reason `MSC_CLOSE_EVICTED`) and
     /// give its slot to the new one. The default.
     EvictOldest = 1,
+    /// Evict the idle before the active (S3-FIFO-like): the oldest session
+    /// that has served no request since its handshake (`msc_session_get` of
+    /// a confirmed session) goes first; among the rest, a second chance
+    /// (CLOCK). A session that served a request after its handshake is
+    /// never evicted while one that served none is open.
+    EvictIdle = 2,
 }
 
 /// Makes options with every setting at its default and stores them in
@@ -50,6 +58,7 @@ pub unsafe extern "C" fn msc_options_new(out: *mut *mut msc_options) -> msc_stat
         }
         let options = Box::new(msc_options {
             config: super::config::defaults(),
+            fairness: Fairness::default(),
         });
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { out.write(Box::into_raw(options)) };
@@ -94,6 +103,24 @@ unsafe fn with_options(
     })
 }
 
+/// As [`with_options`], on the fairness settings.
+///
+/// # Safety
+///
+/// As [`with_options`].
+pub(crate) unsafe fn with_fairness(
+    options: *mut msc_options,
+    set: impl FnOnce(&mut Fairness) -> msc_status,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: as in `with_options`.
+        match unsafe { options.as_mut() } {
+            Some(options) => set(&mut options.fairness),
+            None => msc_status::MSC_ERR_NULL_ARGUMENT,
+        }
+    })
+}
+
 /// Sets the most sessions open at once (at least 1; 0 makes
 /// `msc_registry_new_with_options` fail with `MSC_ERR_INVALID_CONFIG`).
 /// Default 10,000.
@@ -133,16 +160,21 @@ pub unsafe extern "C" fn msc_options_set_on_full(
     options: *mut msc_options,
     on_full: u32,
 ) -> msc_status {
-    // SAFETY: forwarded caller contract.
-    unsafe {
-        with_options(options, |c| match on_full {
-            0 | 1 => {
-                c.evict_oldest = on_full;
+    ffi_boundary(|| {
+        // SAFETY: by the caller's contract, non-NULL means live and not
+        // shared with another thread during this call.
+        let Some(options) = (unsafe { options.as_mut() }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        match on_full {
+            0..=2 => {
+                options.config.evict_oldest = u32::from(on_full != 0);
+                options.fairness.evict_idle = on_full == 2;
                 msc_status::MSC_OK
             }
             _ => msc_status::MSC_ERR_INVALID_CONFIG,
-        })
-    }
+        }
+    })
 }
 
 /// Sets the idle timeout: close a session no lookup has found for this long
@@ -284,6 +316,6 @@ pub unsafe extern "C" fn msc_registry_new_with_options(
             return msc_status::MSC_ERR_NULL_ARGUMENT;
         };
         // SAFETY: forwarded caller contract for `out`.
-        unsafe { new_registry(&options.config, out) }
+        unsafe { new_registry(&options.config, |b| options.fairness.apply(b), out) }
     })
 }

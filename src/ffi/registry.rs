@@ -6,7 +6,7 @@ use super::config::msc_config;
 use super::panic::ffi_boundary;
 use super::status::{msc_close_reason, msc_status};
 use super::util::write_id;
-use crate::{SESSION_ID_LEN, SessionRegistry};
+use crate::{RegistryBuilder, SESSION_ID_LEN, SessionRegistry};
 
 /// The length of a session id's text form, without the NUL terminator.
 /// Buffers for ids are `MSC_SESSION_ID_LEN + 1` bytes.
@@ -90,20 +90,25 @@ pub unsafe extern "C" fn msc_registry_new(
         // pattern is a valid msc_config (integers only).
         let config = unsafe { *config };
         // SAFETY: forwarded caller contract for `out`.
-        unsafe { new_registry(&config, out) }
+        unsafe { new_registry(&config, Some, out) }
     })
 }
 
-/// Builds a registry from `config` into `*out` (written only on `MSC_OK`).
+/// Builds a registry from `config`, then `more` settings, into `*out`
+/// (written only on `MSC_OK`).
 ///
 /// # Safety
 ///
 /// `out` is NULL or writable for one pointer.
-pub(crate) unsafe fn new_registry(config: &msc_config, out: *mut *mut msc_registry) -> msc_status {
+pub(crate) unsafe fn new_registry(
+    config: &msc_config,
+    more: impl FnOnce(RegistryBuilder<u64>) -> Option<RegistryBuilder<u64>>,
+    out: *mut *mut msc_registry,
+) -> msc_status {
     if out.is_null() {
         return msc_status::MSC_ERR_NULL_ARGUMENT;
     }
-    let Some(builder) = config.apply(SessionRegistry::builder()) else {
+    let Some(builder) = config.apply(SessionRegistry::builder()).and_then(more) else {
         return msc_status::MSC_ERR_INVALID_CONFIG;
     };
     match builder.build() {

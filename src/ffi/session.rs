@@ -64,8 +64,9 @@ pub unsafe extern "C" fn msc_session_create(
 /// NULL `principal` with a non-zero length and `MSC_ERR_BUFFER_TOO_SMALL`
 /// if `out_id_len < MSC_SESSION_ID_LEN + 1` (checked before anything is
 /// created). `out_id` is written only on `MSC_OK`; `*out_retry_after_ms`
-/// only on `MSC_ERR_RATE_LIMITED` (the wait until the limiter grants again,
-/// never short) and `MSC_ERR_AT_CAPACITY` (1000).
+/// only on `MSC_ERR_RATE_LIMITED` and `MSC_ERR_PRINCIPAL_RATE_LIMITED` (the
+/// wait until the limiter grants again, never short), `MSC_ERR_AT_CAPACITY`
+/// and `MSC_ERR_PRINCIPAL_FULL` (1000).
 ///
 /// # Safety
 ///
@@ -106,7 +107,9 @@ pub unsafe extern "C" fn msc_session_create_ex(
             }
             Err(err) => {
                 let retry_ms = match &err {
-                    CreateError::RateLimited { retry_after } => {
+                    CreateError::RateLimited { retry_after }
+                    | CreateError::PrincipalFull { retry_after }
+                    | CreateError::PrincipalRateLimited { retry_after } => {
                         Some(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))
                     }
                     CreateError::AtCapacity | CreateError::IdCollision => Some(1_000),

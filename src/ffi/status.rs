@@ -36,11 +36,17 @@ pub enum msc_status {
     /// The registry is shut down (`msc_registry_shutdown`): it creates no
     /// more sessions (HTTP 503).
     MSC_ERR_SHUT_DOWN = 9,
+    /// The principal (or the anonymous class) holds its cap of open
+    /// sessions and the policy is reject (HTTP 429 with `Retry-After`).
+    MSC_ERR_PRINCIPAL_FULL = 10,
+    /// The principal's creation rate limit is exhausted (HTTP 429 with
+    /// `Retry-After`).
+    MSC_ERR_PRINCIPAL_RATE_LIMITED = 11,
     /// Fleet mode (`msc_fleet_*`): Redis is unreachable, restarting or did
     /// not answer within the call timeout (HTTP 503 with `Retry-After`,
     /// given in `*out_retry_after_ms`). A create that failed so may have
     /// happened; the library reclaims it.
-    MSC_ERR_STORE_UNAVAILABLE = 10,
+    MSC_ERR_STORE_UNAVAILABLE = 12,
 }
 
 /// Why a session was closed (see `msc_registry_drain_closed`). Stable
@@ -86,6 +92,8 @@ impl From<&CreateError> for msc_status {
             CreateError::AtCapacity | CreateError::IdCollision => Self::MSC_ERR_AT_CAPACITY,
             CreateError::RateLimited { .. } => Self::MSC_ERR_RATE_LIMITED,
             CreateError::ShutDown => Self::MSC_ERR_SHUT_DOWN,
+            CreateError::PrincipalFull { .. } => Self::MSC_ERR_PRINCIPAL_FULL,
+            CreateError::PrincipalRateLimited { .. } => Self::MSC_ERR_PRINCIPAL_RATE_LIMITED,
             _ => Self::MSC_ERR_INTERNAL,
         }
     }
@@ -123,7 +131,9 @@ fn status_text(status: c_int) -> &'static [u8] {
         7 => b"output buffer too small\0",
         8 => b"internal error\0",
         9 => b"the registry is shut down\0",
-        10 => b"the session store (Redis) is unavailable\0",
+        10 => b"this principal's session limit reached\0",
+        11 => b"this principal's session creation rate limit reached\0",
+        12 => b"the session store (Redis) is unavailable\0",
         _ => b"unknown status\0",
     }
 }

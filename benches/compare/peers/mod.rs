@@ -19,6 +19,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::runtime::{Builder, Runtime};
 
 pub mod core;
+pub mod core_fairness;
 pub mod dashmap_fifo;
 pub mod mcp_session;
 pub mod moka;
@@ -167,6 +168,8 @@ pub fn visit_all(v: &mut impl Visitor) {
     let mut s = Selected(v, only);
     s.visit::<core::Core<true>>();
     s.visit::<core::Core<false>>();
+    s.visit::<core_fairness::CoreQuota>();
+    s.visit::<core_fairness::CoreEvictIdle>();
     s.visit::<mcp_session::McpSession>();
     s.visit::<rmcp_local::RmcpLocal>();
     s.visit::<moka::Moka>();

@@ -128,9 +128,12 @@ static void test_status_values_stable(void) {
     CHECK_U64(MSC_ERR_BUFFER_TOO_SMALL, 7);
     CHECK_U64(MSC_ERR_INTERNAL, 8);
     CHECK_U64(MSC_ERR_SHUT_DOWN, 9);
-    CHECK_U64(MSC_ERR_STORE_UNAVAILABLE, 10);
+    CHECK_U64(MSC_ERR_PRINCIPAL_FULL, 10);
+    CHECK_U64(MSC_ERR_PRINCIPAL_RATE_LIMITED, 11);
+    CHECK_U64(MSC_ERR_STORE_UNAVAILABLE, 12);
     CHECK_U64(MSC_ON_FULL_REJECT, 0);
     CHECK_U64(MSC_ON_FULL_EVICT_OLDEST, 1);
+    CHECK_U64(MSC_ON_FULL_EVICT_IDLE, 2);
     CHECK_U64(MSC_CLOSE_CLOSED, 0);
     CHECK_U64(MSC_CLOSE_EVICTED, 1);
     CHECK_U64(MSC_CLOSE_IDLE_TIMEOUT, 2);
@@ -156,9 +159,11 @@ static void test_status_str(void) {
         {MSC_ERR_BUFFER_TOO_SMALL, "output buffer too small"},
         {MSC_ERR_INTERNAL, "internal error"},
         {MSC_ERR_SHUT_DOWN, "the registry is shut down"},
+        {MSC_ERR_PRINCIPAL_FULL, "this principal's session limit reached"},
+        {MSC_ERR_PRINCIPAL_RATE_LIMITED, "this principal's session creation rate limit reached"},
         {MSC_ERR_STORE_UNAVAILABLE, "the session store (Redis) is unavailable"},
     };
-    static const int unknown[] = {11, 12, 999, -1, INT_MIN, INT_MAX};
+    static const int unknown[] = {13, 14, 999, -1, INT_MIN, INT_MAX};
     size_t i, j;
     for (i = 0; i < sizeof known / sizeof known[0]; i++) {
         const char *s = msc_status_str(known[i].status);
@@ -1127,7 +1132,7 @@ static void test_options_validate(void) {
     msc_options *o = NULL;
     msc_registry *r = NULL;
     CHECK_ST(msc_options_new(&o), MSC_OK);
-    CHECK_ST(msc_options_set_on_full(o, 2), MSC_ERR_INVALID_CONFIG);
+    CHECK_ST(msc_options_set_on_full(o, 3), MSC_ERR_INVALID_CONFIG);
     CHECK_ST(msc_options_set_max_sessions(o, 0), MSC_OK);
     CHECK_ST(msc_registry_new_with_options(o, &r), MSC_ERR_INVALID_CONFIG);
     CHECK(r == NULL);

@@ -201,7 +201,7 @@ static int wait_event(msc_fleet *f, const char *id) {
 
 static void test_features_and_status(void) {
     CHECK((msc_features() & MSC_FEATURE_FLEET) != 0);
-    CHECK_U64(MSC_ERR_STORE_UNAVAILABLE, 10);
+    CHECK_U64(MSC_ERR_STORE_UNAVAILABLE, 12);
     CHECK_STR(msc_status_str(MSC_ERR_STORE_UNAVAILABLE), "the session store (Redis) is unavailable");
 }
 

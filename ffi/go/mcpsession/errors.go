@@ -55,6 +55,18 @@ var (
 	// does not know. HTTP 500.
 	ErrInternal = errors.New("mcpsession: internal error")
 
+	// ErrPrincipalFull (MSC_ERR_PRINCIPAL_FULL) is returned by Create when
+	// the principal (or the anonymous class) holds MaxSessionsPerPrincipal
+	// sessions and OnFull is Reject. Wrapped in a *CreateError carrying
+	// RetryAfter. HTTP 429 with Retry-After.
+	ErrPrincipalFull = errors.New("mcpsession: this principal's session limit reached")
+
+	// ErrPrincipalRateLimited (MSC_ERR_PRINCIPAL_RATE_LIMITED) is returned
+	// by Create when the principal's creation rate limit is exhausted.
+	// Wrapped in a *CreateError carrying RetryAfter. HTTP 429 with
+	// Retry-After.
+	ErrPrincipalRateLimited = errors.New("mcpsession: this principal's session creation rate limit reached")
+
 	// ErrClosed is returned by every method of a Registry after Close or
 	// Shutdown, and of a Fleet after Close. HTTP 503 (the server is
 	// shutting down).
@@ -68,11 +80,13 @@ var (
 )
 
 // CreateError is the error Create returns when a creation is refused but
-// can succeed later: its Err is ErrAtCapacity or ErrRateLimited, so
+// can succeed later: its Err is ErrAtCapacity, ErrRateLimited,
+// ErrPrincipalFull or ErrPrincipalRateLimited, so
 // errors.Is(err, ErrAtCapacity) and errors.Is(err, ErrRateLimited) work on
 // it, and errors.As gives access to RetryAfter.
 type CreateError struct {
-	// Err is the sentinel: ErrAtCapacity or ErrRateLimited.
+	// Err is the sentinel: ErrAtCapacity, ErrRateLimited, ErrPrincipalFull
+	// or ErrPrincipalRateLimited.
 	Err error
 	// RetryAfter is how long to wait before a retry can succeed, for a
 	// Retry-After header: exact for ErrRateLimited (millisecond
@@ -125,6 +139,8 @@ func RetryAfterHeader(err error) string {
 //	ErrMalformedID  400 Bad Request (also a missing Mcp-Session-Id header)
 //	ErrNotFound     404 Not Found (the client re-initializes)
 //	ErrRateLimited  429 Too Many Requests (send Retry-After)
+//	ErrPrincipalFull, ErrPrincipalRateLimited
+//	                429 Too Many Requests (send Retry-After)
 //	ErrAtCapacity   503 Service Unavailable (send Retry-After)
 //	ErrClosed       503 Service Unavailable (shutting down)
 //	ErrStoreUnavailable 503 Service Unavailable (fleet mode; send Retry-After)
@@ -139,7 +155,8 @@ func HTTPStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrPrincipalFull),
+		errors.Is(err, ErrPrincipalRateLimited):
 		return http.StatusTooManyRequests
 	case errors.Is(err, ErrAtCapacity), errors.Is(err, ErrClosed), errors.Is(err, ErrStoreUnavailable):
 		return http.StatusServiceUnavailable
@@ -171,7 +188,11 @@ func statusError(code int) error {
 		return ErrInternal
 	case 9: // MSC_ERR_SHUT_DOWN: the registry was shut down
 		return ErrClosed
-	case 10: // MSC_ERR_STORE_UNAVAILABLE (fleet mode)
+	case 10:
+		return ErrPrincipalFull
+	case 11:
+		return ErrPrincipalRateLimited
+	case 12: // MSC_ERR_STORE_UNAVAILABLE (fleet mode)
 		return ErrStoreUnavailable
 	default:
 		return fmt.Errorf("%w: unknown status %d", ErrInternal, code)

@@ -246,7 +246,8 @@ func (e *UnavailableError) Unwrap() error { return ErrStoreUnavailable }
 func fleetError(st C.enum_msc_status, retryMs C.uint64_t) error {
 	err := statusError(int(st))
 	switch st {
-	case C.MSC_ERR_AT_CAPACITY, C.MSC_ERR_RATE_LIMITED:
+	case C.MSC_ERR_AT_CAPACITY, C.MSC_ERR_RATE_LIMITED,
+		C.MSC_ERR_PRINCIPAL_FULL, C.MSC_ERR_PRINCIPAL_RATE_LIMITED:
 		return &CreateError{Err: err, RetryAfter: msDuration(retryMs)}
 	case C.MSC_ERR_STORE_UNAVAILABLE:
 		return &UnavailableError{RetryAfter: msDuration(retryMs)}
@@ -489,6 +490,6 @@ func (f *Fleet) Close() error {
 	return nil
 }
 
-// statusError maps 10 to ErrStoreUnavailable: a compile error if
-// MSC_ERR_STORE_UNAVAILABLE is not 10.
-var _ [C.MSC_ERR_STORE_UNAVAILABLE - 10]struct{}
+// statusError maps 12 to ErrStoreUnavailable: a compile error if
+// MSC_ERR_STORE_UNAVAILABLE is not 12.
+var _ [C.MSC_ERR_STORE_UNAVAILABLE - 12]struct{}

@@ -48,8 +48,15 @@ const (
 	// EvictOldest closes the open session with the oldest creation (FIFO,
 	// reason ReasonEvicted) and gives its slot to the new one. The default.
 	EvictOldest OnFull = iota
-	// Reject refuses the new session with ErrAtCapacity (HTTP 503).
+	// Reject refuses the new session with ErrAtCapacity (HTTP 503), or
+	// at a principal's cap with ErrPrincipalFull (HTTP 429).
 	Reject
+	// EvictIdle evicts the idle before the active (S3-FIFO-like): the
+	// oldest session that has served no request since its handshake (a Get
+	// after Confirm) goes first; among the rest, a second chance (CLOCK). A
+	// session that served a request after its handshake is never evicted
+	// while one that served none is open.
+	EvictIdle
 )
 
 // String returns "evict oldest", "reject" or "OnFull(n)".
@@ -59,6 +66,8 @@ func (o OnFull) String() string {
 		return "evict oldest"
 	case Reject:
 		return "reject"
+	case EvictIdle:
+		return "evict idle"
 	default:
 		return "OnFull(" + strconv.Itoa(int(o)) + ")"
 	}
@@ -94,6 +103,20 @@ type Config struct {
 	// moves the queued events to the binding and then closes at most
 	// MaxSessions sessions — never drops one. At most 16,777,216.
 	EventQueueCapacity int
+	// MaxSessionsPerPrincipal is the most sessions one principal may hold
+	// open at once (an exact bound, like MaxSessions); 0 = no cap. At the
+	// cap, evicting policies close that principal's own oldest (or idlest)
+	// session; Reject fails with ErrPrincipalFull (HTTP 429).
+	MaxSessionsPerPrincipal int
+	// MaxAnonymousSessions caps sessions created without a principal (the
+	// anonymous class); 0 = MaxSessionsPerPrincipal.
+	MaxAnonymousSessions int
+	// RateLimitPerPrincipal allows each principal (and the anonymous class)
+	// at most this many creations per RateWindowPerPrincipal (sliding);
+	// 0 = off. Refusals are ErrPrincipalRateLimited (HTTP 429).
+	RateLimitPerPrincipal int
+	// RateWindowPerPrincipal is the per-principal rate limit's window.
+	RateWindowPerPrincipal time.Duration
 }
 
 // DefaultConfig returns the library's defaults: 10,000 sessions, evict the
@@ -144,7 +167,7 @@ func (cfg Config) toC() (C.msc_config, error) {
 	}
 	c.max_sessions = C.uint64_t(cfg.MaxSessions)
 	switch cfg.OnFull {
-	case EvictOldest:
+	case EvictOldest, EvictIdle:
 		c.evict_oldest = 1
 	case Reject:
 		c.evict_oldest = 0
@@ -214,6 +237,15 @@ type Stats struct {
 	// values released, unreported) because more than EventQueueCapacity +
 	// MaxSessions were waiting for DrainClosed when PurgeExpired ran.
 	EventsDiscarded uint64
+	// RejectedPrincipalFull counts creates refused at a principal's cap
+	// (OnFull Reject).
+	RejectedPrincipalFull uint64
+	// RateLimitedPrincipal counts creates refused by the per-principal
+	// rate limit.
+	RateLimitedPrincipal uint64
+	// PrincipalsTracked is the number of principals holding per-principal
+	// state now (a gauge).
+	PrincipalsTracked uint64
 }
 
 // ClosedEvent reports one session that left the registry.
@@ -294,7 +326,11 @@ func New[T any](cfg Config) (*Registry[T], error) {
 		return nil, err
 	}
 	var ptr *C.msc_registry
-	if st := C.msc_registry_new(&c, &ptr); st != C.MSC_OK {
+	if cfg.fairness() {
+		if ptr, err = cfg.newWithOptions(&c); err != nil {
+			return nil, err
+		}
+	} else if st := C.msc_registry_new(&c, &ptr); st != C.MSC_OK {
 		return nil, statusError(int(st))
 	}
 	r := &Registry[T]{ptr: ptr, pendingMax: int(c.event_queue_capacity) + int(c.max_sessions)}
@@ -355,7 +391,8 @@ func (r *Registry[T]) Create(value T, principal []byte) (string, error) {
 	if st != C.MSC_OK {
 		r.values.take(tag)
 		err := statusError(int(st))
-		if st == C.MSC_ERR_AT_CAPACITY || st == C.MSC_ERR_RATE_LIMITED {
+		if st == C.MSC_ERR_AT_CAPACITY || st == C.MSC_ERR_RATE_LIMITED ||
+			st == C.MSC_ERR_PRINCIPAL_FULL || st == C.MSC_ERR_PRINCIPAL_RATE_LIMITED {
 			return "", &CreateError{Err: err, RetryAfter: msDuration(b.tag)}
 		}
 		return "", err
@@ -591,7 +628,7 @@ func (r *Registry[T]) Stats() Stats {
 	if C.msc_registry_stats(r.ptr, &s) != C.MSC_OK {
 		return Stats{}
 	}
-	return Stats{
+	out := Stats{
 		Live:            uint64(s.live),
 		MaxSessions:     uint64(s.max_sessions),
 		Created:         uint64(s.created),
@@ -603,6 +640,8 @@ func (r *Registry[T]) Stats() Stats {
 		EventsDropped:   uint64(s.events_dropped),
 		EventsDiscarded: r.discarded.Load(),
 	}
+	fairnessStats(r.ptr, &out)
+	return out
 }
 
 // Shutdown frees the registry like Close and returns what the host still has

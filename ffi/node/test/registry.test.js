@@ -85,6 +85,9 @@ describe('create / get / len / stats', () => {
         rateLimited: 0,
         eventsDropped: 0,
         eventsDiscarded: 0,
+        rejectedPrincipalFull: 0,
+        rateLimitedPrincipal: 0,
+        principalsTracked: 0,
       });
     });
   });

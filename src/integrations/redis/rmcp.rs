@@ -441,7 +441,7 @@ fn refusal(error: &StoreError) -> (Failure, Cause) {
             "Service Unavailable: session capacity reached",
             Cause::AtCapacity,
         ),
-        StoreError::Create(CreateError::PrincipalFull) => (
+        StoreError::Create(CreateError::PrincipalFull { .. }) => (
             "Too Many Requests: this principal's session limit reached",
             Cause::AtCapacity,
         ),

@@ -910,7 +910,7 @@ impl RedisRegistry {
                     .into());
                 }
                 Some("full") => return Err(CreateError::AtCapacity.into()),
-                Some("principal_full") => return Err(CreateError::PrincipalFull.into()),
+                Some("principal_full") => return Err(CreateError::principal_full().into()),
                 Some("collision") if repeated && items.get(2).and_then(int) == Some(1) => {
                     // The lost reply's create went through; its evictions,
                     // if any, reach their hosts through the event stream.

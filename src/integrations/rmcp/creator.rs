@@ -96,6 +96,16 @@ fn refusal(error: &CreateError, capacity_retry_after_secs: u64) -> (Failure, Cau
             Cause::RateLimited,
             error.retry_after_secs(),
         ),
+        CreateError::PrincipalRateLimited { .. } => (
+            "Too Many Requests: this principal's session creation rate limit reached",
+            Cause::RateLimited,
+            error.retry_after_secs(),
+        ),
+        CreateError::PrincipalFull { .. } => (
+            "Too Many Requests: this principal's session limit reached",
+            Cause::AtCapacity,
+            error.retry_after_secs(),
+        ),
         CreateError::AtCapacity => (
             "Service Unavailable: session capacity reached",
             Cause::AtCapacity,

@@ -41,6 +41,8 @@ function describe(code: ErrorCode): number {
     case 'REGISTRY_FREED':
       return 503;
     case 'RATE_LIMITED':
+    case 'PRINCIPAL_FULL':
+    case 'PRINCIPAL_RATE_LIMITED':
       return 429;
     case 'NOT_FOUND':
       return 404;
@@ -111,7 +113,7 @@ const len: 36 = SESSION_ID_LEN;
 const paths: string = libraryPath() + platformPackageName() + version() + reasonText('evicted');
 
 // Misuse the declarations must reject.
-// @ts-expect-error onFull is 'evict' or 'reject'
+// @ts-expect-error onFull is 'evict', 'evict-idle' or 'reject'
 new SessionRegistry({ onFull: 'drop' });
 // @ts-expect-error a number is not a principal
 registry.create({ close: () => {} }, 42);
