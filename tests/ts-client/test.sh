@@ -80,6 +80,35 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 
+# Fairness: per-principal caps behind bearer tokens, a third instance.
+echo "==> fairness: --max-sessions 10 --max-sessions-per-principal 3 --bearer-tokens"
+token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+token_a="$(token)"; token_b="$(token)"; token_c="$(token)"
+printf '# TOKEN PRINCIPAL\n%s alice\n%s bob\n%s mallory\n' \
+  "$token_a" "$token_b" "$token_c" >"$logs/tokens"
+"$repo/target/release/examples/mcp_server" --port 0 --max-sessions 10 \
+  --max-sessions-per-principal 3 --bearer-tokens "$logs/tokens" \
+  >"$logs/fair.stdout" 2>"$logs/fair.stderr" &
+extra_pids+=($!)
+fair_url=""
+for _ in $(seq 300); do
+  fair_url="$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$logs/fair.stdout" | head -n 1)"
+  [ -n "$fair_url" ] && break
+  sleep 0.1
+done
+if [ -z "$fair_url" ]; then
+  echo "error: the fairness instance did not start:" >&2
+  cat "$logs/fair.stderr" >&2
+  exit 1
+fi
+MCP_URL="$fair_url" TOKEN_A="$token_a" TOKEN_B="$token_b" TOKEN_C="$token_c" \
+  node --test fairness.test.mjs || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- fairness instance log ---" >&2
+  cat "$logs/fair.stderr" >&2
+  exit "$status"
+fi
+
 # Fleet mode: a private redis-server on a free loopback port (never the
 # machine's own Redis), two instances sharing it.
 need redis-server "Install it: apt-get install redis-server."
