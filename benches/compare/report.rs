@@ -472,10 +472,11 @@ fn markdown(report: &Report) -> String {
 }
 
 pub fn out_dir() -> PathBuf {
-    // Benches run with the package root as the working directory.
+    // The benches are the workspace member `benches/`; the target dir is
+    // the workspace's, one level up.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("compare")
 }
 
