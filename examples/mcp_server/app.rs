@@ -22,6 +22,9 @@ use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router}
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+#[path = "metrics.rs"]
+mod metrics;
+
 /// A Streamable HTTP MCP server whose sessions live in mcp-session-core's
 /// registry (in memory, or in Redis with `--redis`).
 #[derive(Clone, Debug, Parser)]
@@ -43,8 +46,9 @@ pub struct Args {
     /// `*` turns the check off (only behind a proxy that checks Host).
     #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Serve `/stats` on this separate port (on 127.0.0.1) instead of next
-    /// to `/mcp`, so that the public listener exposes only MCP.
+    /// Serve `/stats` and `/metrics` on this separate port (on 127.0.0.1)
+    /// instead of next to `/mcp`, so that the public listener exposes only
+    /// MCP.
     #[arg(long, value_name = "PORT")]
     pub admin_port: Option<u16>,
     /// The most sessions open at once (exact).
@@ -525,7 +529,12 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
             async move { Json(json) }
         }),
     );
-    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    // `/metrics` beside `/stats`; responses of `/mcp` counted by status.
+    let metrics = metrics::metrics(&manager);
+    let stats = stats.merge(metrics.route);
+    let mcp = Router::new()
+        .nest_service("/mcp", manager.layer().layer(mcp))
+        .layer(metrics.responses.layer());
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
