@@ -295,7 +295,7 @@ fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "Reproduce: `cargo bench --bench compare` (quick: `MSC_BENCH_QUICK=1 cargo bench --bench compare`; \
+        "Reproduce: `cargo bench -p mcp-session-core-benches --bench compare` (quick: `MSC_BENCH_QUICK=1 cargo bench -p mcp-session-core-benches --bench compare`; \
          thread counts: `MSC_BENCH_THREADS=1,2,4`).\n"
     );
     let _ = writeln!(

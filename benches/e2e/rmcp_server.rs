@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::{Json, Router, routing::get};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -91,5 +92,10 @@ async fn main() -> std::io::Result<()> {
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}/mcp", listener.local_addr()?);
+    // TCP_NODELAY, as the example server: SSE answers go out in several
+    // small writes, which Nagle's algorithm would hold for delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use axum::{Json, Router, routing::get};
 use clap::{Parser, ValueEnum};
 use mcp_session_core::integrations::redis::RedisRegistry;
@@ -723,6 +724,12 @@ impl<M: Send + Sync + 'static> Server<M> {
             on_stop();
             rmcp_stop.cancel();
         };
+        // TCP_NODELAY: a POST's answer is an SSE stream written in several
+        // small chunks; with Nagle's algorithm each chunk after the first
+        // waits for the client's delayed ACK (~40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(stopping)
             .await;
