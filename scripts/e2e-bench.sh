@@ -7,7 +7,8 @@
 #
 #   scripts/e2e-bench.sh                      # every server, the sizes (~10 min)
 #   scripts/e2e-bench.sh --servers core,rmcp  # a subset
-#   scripts/e2e-bench.sh --smoke              # seconds: small sizes, core and rmcp, checked
+#   scripts/e2e-bench.sh --smoke              # seconds: small sizes, core and rmcp, checked,
+#                                             # debug builds (what scripts/test.sh runs)
 #
 # Servers: core (examples/mcp_server: this crate's registry), rmcp (rmcp 3.x
 # with its LocalSessionManager, benches/e2e/rmcp_server.rs), ts (the
@@ -34,7 +35,11 @@ while [ $# -gt 0 ]; do
 done
 
 IDLE_S=5
+profile=(--release)
+profile_dir=release
 if $smoke; then
+  profile=()
+  profile_dir=debug
   out="$repo/target/e2e-smoke"
   [ "$servers" = "core,rmcp,ts,ts-core,python" ] && servers="core,rmcp"
   IDLE_S=2
@@ -51,11 +56,12 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found: $2" >
 need cargo "install Rust (https://rustup.rs/)"
 want() { [[ ",$servers," == *",$1,"* ]]; }
 
-echo "==> build (release)"
-cargo build --release -q --example mcp_server
-cargo build --release -q -p mcp-session-core-benches --bin e2e-load --bin e2e-rmcp-server --bin e2e-report
+echo "==> build (${profile_dir})"
+cargo build "${profile[@]}" -q --example mcp_server
+cargo build "${profile[@]}" -q -p mcp-session-core-benches --bin e2e-load --bin e2e-rmcp-server --bin e2e-report
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-bin="$target_dir/release"
+case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
+bin="$target_dir/$profile_dir"
 
 if want ts || want ts-core; then
   need node "install Node.js 20+ (apt-get install nodejs npm)"
@@ -67,16 +73,15 @@ fi
 if want ts-core; then
   (cd ffi/node && npm ci --no-audit --no-fund --loglevel=error)
   export MCP_SESSION_CORE_LIB="$bin/libmcp_session_core.so"
-  cargo build --release -q --lib
+  cargo build "${profile[@]}" -q --lib
 fi
-python="$out/../e2e/venv/bin/python"
+python="$repo/target/e2e/venv/bin/python"
 if want python; then
   need python3 "install Python 3.10+ with venv (apt-get install python3-venv)"
   if ! "$python" -c 'import mcp, uvicorn' >/dev/null 2>&1; then
     python3 -m venv "$repo/target/e2e/venv" || { echo "error: python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
     "$repo/target/e2e/venv/bin/pip" install -q mcp==2.3.0 uvicorn==0.54.0
   fi
-  python="$repo/target/e2e/venv/bin/python"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -118,7 +123,7 @@ run() {
 
 if want core; then
   run core "examples/mcp_server --max-sessions 1000 --idle-timeout ${IDLE_S}s --rate-limit off (FIFO eviction)" separate \
-    "$target_dir/release/examples/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
+    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want rmcp; then
   run rmcp "rmcp 3.x LocalSessionManager, keep_alive ${IDLE_S} s, no cap" same \

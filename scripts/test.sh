@@ -51,5 +51,8 @@ done
 step "MCP server with the TypeScript SDK's client"
 tests/ts-client/test.sh
 
+step "end-to-end benchmark smoke: core and rmcp servers under a small flood (debug builds, ~1 min)"
+scripts/e2e-bench.sh --smoke
+
 echo
 echo "all checks passed"
