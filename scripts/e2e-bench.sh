@@ -10,7 +10,8 @@
 #   scripts/e2e-bench.sh --smoke              # seconds: small sizes, core and rmcp, checked,
 #                                             # debug builds (what scripts/test.sh runs)
 #
-# Servers: core (examples/mcp_server: this crate's registry), rmcp (rmcp 3.x
+# Servers: core (examples/mcp_server: this crate's registry, FIFO eviction),
+# core-reject (the same with --on-full reject), rmcp (rmcp 3.x
 # with its LocalSessionManager, benches/e2e/rmcp_server.rs), ts (the
 # TypeScript SDK's stateful pattern, benches/e2e/servers/ts-stateful.mjs),
 # ts-core (the same SDK governed by the Node binding,
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
-servers="core,rmcp,ts,ts-core,python"
+servers="core,core-reject,rmcp,ts,ts-core,python"
 smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,7 +42,7 @@ if $smoke; then
   profile=()
   profile_dir=debug
   out="$repo/target/e2e-smoke"
-  [ "$servers" = "core,rmcp,ts,ts-core,python" ] && servers="core,rmcp"
+  [ "$servers" = "core,core-reject,rmcp,ts,ts-core,python" ] && servers="core,rmcp"
   IDLE_S=2
   plan=(--steady-sessions 40 --steady-connections 8 --steady-secs 2 --flood-requests 400
     --flood-connections 16 --victims 3 --recovery-max-secs 15 --check)
@@ -124,6 +125,10 @@ run() {
 if want core; then
   run core "examples/mcp_server --max-sessions 1000 --idle-timeout ${IDLE_S}s --rate-limit off (FIFO eviction)" separate \
     "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
+fi
+if want core-reject; then
+  run core-reject "examples/mcp_server --max-sessions 1000 --on-full reject --idle-timeout ${IDLE_S}s --rate-limit off (503 at capacity)" separate \
+    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --on-full reject --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want rmcp; then
   run rmcp "rmcp 3.x LocalSessionManager, keep_alive ${IDLE_S} s, no cap" same \

@@ -37,14 +37,14 @@ fn load_font() -> bool {
 
 fn color(i: usize) -> RGBColor {
     const PALETTE: [RGBColor; 8] = [
-        RGBColor(214, 39, 40),
-        RGBColor(255, 152, 150),
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(127, 127, 127),
+        RGBColor(214, 39, 40),   // red
+        RGBColor(31, 119, 180),  // blue
+        RGBColor(255, 127, 14),  // orange
+        RGBColor(44, 160, 44),   // green
+        RGBColor(148, 103, 189), // purple
+        RGBColor(255, 152, 150), // light red
+        RGBColor(140, 86, 75),   // brown
+        RGBColor(127, 127, 127), // grey
     ];
     PALETTE[i % PALETTE.len()]
 }
