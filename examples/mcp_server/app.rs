@@ -636,6 +636,7 @@ pub async fn bind_redis(
         .with_allowed_hosts(allowed_hosts);
     config.session_store = Some(manager.session_store());
     let tools_registry = registry.clone();
+    let registry_for_metrics = registry.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(DemoServer::fleet(tools_registry.clone())),
         manager.clone(),
@@ -657,7 +658,11 @@ pub async fn bind_redis(
             }
         }),
     );
-    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let metrics = metrics::fleet_metrics(registry_for_metrics);
+    let stats = stats.merge(metrics.route);
+    let mcp = Router::new()
+        .nest_service("/mcp", manager.layer().layer(mcp))
+        .layer(metrics.responses.layer());
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
