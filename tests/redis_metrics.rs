@@ -2,6 +2,8 @@
 //! in the Prometheus text format, moving with the sessions; 503 with
 //! `Retry-After` while Redis is down.
 
+// Shared helpers: this test uses part of them.
+#[allow(dead_code)]
 mod fleet_support;
 mod redis_support;
 mod rmcp_support;
