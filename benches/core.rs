@@ -1,7 +1,7 @@
 //! Criterion benches of the core's own operations (single thread, and
 //! lookups on 2 threads). Peers are compared in the `compare` bench.
 //!
-//! Run: `cargo bench --bench core`
+//! Run: `cargo bench -p mcp-session-core-benches --bench core`
 
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};

@@ -6,7 +6,7 @@
 //! id string, a NULL principal, an out-pointer). `ffi/c/bench/bench_get.c`
 //! measures the same call from a C program.
 //!
-//! Run: `cargo bench --bench ffi`
+//! Run: `cargo bench -p mcp-session-core-benches --bench ffi`
 
 use std::ffi::CString;
 use std::hint::black_box;

@@ -16,7 +16,7 @@
 //! with a replica attached, without (`registry_create_replicated`) and with
 //! `WAIT 1` after each (`registry_create_wait1`).
 //!
-//! `cargo bench --bench redis`. Concurrency: 1 and 32 operations in flight.
+//! `cargo bench -p mcp-session-core-benches --bench redis`. Concurrency: 1 and 32 operations in flight.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

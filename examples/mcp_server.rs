@@ -7,6 +7,7 @@
 //! cargo run --release --example mcp_server -- --port 0 --max-sessions 3 \
 //!     --on-full reject --idle-timeout 60s --rate-limit 10/1
 //! curl http://127.0.0.1:8000/stats                            # the registry's stats
+//! curl http://127.0.0.1:8000/metrics                          # the same, for Prometheus
 //! cargo run --release --example mcp_server -- --host 0.0.0.0 \
 //!     --allowed-hosts mcp.example.com --admin-port 9000       # serving others
 //! ```
@@ -79,6 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Scripts parse the first stdout line to find the port.
     println!("listening on {}", server.mcp_url());
     println!("stats at http://{}/stats", server.stats_addr);
+    println!("metrics at http://{}/metrics", server.stats_addr);
     stop_on_signal(server.shutdown_token());
     let closes = server.closes.clone();
     server.run().await?;

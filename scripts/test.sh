@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: everything the project has. README.md and .ci/run
-# call exactly this. Each step fails loudly; a missing tool is an error that
-# names what to install, never a skipped step.
+# call exactly this. Its first step installs the tools a fresh Debian
+# machine lacks (scripts/install-tools.sh); after that, each step fails
+# loudly, and a missing tool is an error that names what to install, never
+# a skipped step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found: $2" >&2; exit 1; }
 }
+
+step "tools (scripts/install-tools.sh: installs what is missing)"
+scripts/install-tools.sh
 
 need cargo "install Rust (rustup) with rustfmt and clippy"
 need cbindgen "cargo install cbindgen --version 0.29.2 --locked"
@@ -48,6 +53,9 @@ tests/ts-client/test.sh
 
 step "MCP conformance suite (official, both protocol eras)"
 tests/conformance/test.sh
+
+step "end-to-end benchmark smoke: core and rmcp servers under a small flood (debug builds, ~1 min)"
+scripts/e2e-bench.sh --smoke
 
 echo
 echo "all checks passed"

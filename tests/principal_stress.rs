@@ -160,7 +160,7 @@ fn run(max: usize, k: usize, on_full: OnFull) {
                                 Ok(s) => {
                                     // Half complete their handshake (under
                                     // EvictIdle a later lookup promotes them).
-                                    if rng.next() % 2 == 0 {
+                                    if rng.next().is_multiple_of(2) {
                                         let _ = shared.registry.confirm(&s.id());
                                     }
                                     report.created.push((s.id(), p));

@@ -4,10 +4,10 @@
 //! `throughput.png`.
 //!
 //! ```text
-//! cargo bench --bench compare                       # the full run
-//! MSC_BENCH_QUICK=1 cargo bench --bench compare     # quick (CI smoke), < 3 min
-//! MSC_BENCH_THREADS=1,2,4,8 cargo bench --bench compare
-//! MSC_BENCH_PEERS=core,moka cargo bench --bench compare -- create_at   # a subset
+//! cargo bench -p mcp-session-core-benches --bench compare                    # the full run
+//! MSC_BENCH_QUICK=1 cargo bench -p mcp-session-core-benches --bench compare  # quick (CI smoke), < 3 min
+//! MSC_BENCH_THREADS=1,2,4,8 cargo bench -p mcp-session-core-benches --bench compare
+//! MSC_BENCH_PEERS=core,moka cargo bench -p mcp-session-core-benches --bench compare -- create_at  # a subset
 //! ```
 //!
 //! Modules: `peers/` (one file per store, behind the `Peer` trait),

@@ -295,7 +295,7 @@ fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(
         md,
-        "Reproduce: `cargo bench --bench compare` (quick: `MSC_BENCH_QUICK=1 cargo bench --bench compare`; \
+        "Reproduce: `cargo bench -p mcp-session-core-benches --bench compare` (quick: `MSC_BENCH_QUICK=1 cargo bench -p mcp-session-core-benches --bench compare`; \
          thread counts: `MSC_BENCH_THREADS=1,2,4`).\n"
     );
     let _ = writeln!(
@@ -475,10 +475,11 @@ fn markdown(report: &Report) -> String {
 }
 
 pub fn out_dir() -> PathBuf {
-    // Benches run with the package root as the working directory.
+    // The benches are the workspace member `benches/`; the target dir is
+    // the workspace's, one level up.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     target.join("compare")
 }
 

@@ -15,6 +15,7 @@ mod eras;
 #[path = "handles.rs"]
 pub mod handles;
 
+use axum::serve::ListenerExt;
 use axum::{Json, Router, routing::get};
 use clap::{Parser, ValueEnum};
 use mcp_session_core::integrations::redis::RedisRegistry;
@@ -34,6 +35,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+#[path = "metrics.rs"]
+mod metrics;
 
 /// A Streamable HTTP MCP server whose sessions live in mcp-session-core's
 /// registry (in memory, or in Redis with `--redis`).
@@ -56,8 +60,9 @@ pub struct Args {
     /// `*` turns the check off (only behind a proxy that checks Host).
     #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
-    /// Serve `/stats` on this separate port (on 127.0.0.1) instead of next
-    /// to `/mcp`, so that the public listener exposes only MCP.
+    /// Serve `/stats` and `/metrics` on this separate port (on 127.0.0.1)
+    /// instead of next to `/mcp`, so that the public listener exposes only
+    /// MCP.
     #[arg(long, value_name = "PORT")]
     pub admin_port: Option<u16>,
     /// The most sessions open at once (exact).
@@ -732,10 +737,15 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
             async move { Json(json) }
         }),
     );
+    // `/metrics` beside `/stats`; responses of `/mcp` counted by status
+    // (the authentication's 401s and 400s included).
+    let metrics = metrics::metrics(&manager);
+    let stats = stats.merge(metrics.route);
     let mcp = authenticated(
         Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
         tokens,
-    );
+    )
+    .layer(metrics.responses.layer());
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
@@ -854,6 +864,7 @@ pub async fn bind_redis(
     // Handles and requestState nonces stay in this process (see the README).
     let (handles, guard) = new_shared(args)?;
     handles.spawn_reaper(reaper_every(args.handle_ttl));
+    let registry_for_metrics = registry.clone();
     let mcp = StreamableHttpService::new(
         move || {
             Ok(DemoServer::fleet(
@@ -881,10 +892,13 @@ pub async fn bind_redis(
             }
         }),
     );
+    let metrics = metrics::fleet_metrics(registry_for_metrics);
+    let stats = stats.merge(metrics.route);
     let mcp = authenticated(
         Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
         tokens,
-    );
+    )
+    .layer(metrics.responses.layer());
     let (listener, router, admin) = listeners(args, mcp, stats).await?;
     let addr = listener.local_addr()?;
     let stats_addr = match &admin {
@@ -951,6 +965,12 @@ impl<M: Send + Sync + 'static> Server<M> {
             on_stop();
             rmcp_stop.cancel();
         };
+        // TCP_NODELAY: a POST's answer is an SSE stream written in several
+        // small chunks; with Nagle's algorithm each chunk after the first
+        // waits for the client's delayed ACK (~40 ms on Linux).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(stopping)
             .await;

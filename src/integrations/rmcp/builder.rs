@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use ::rmcp::transport::streamable_http_server::session::local::SessionConfig;
 
+use super::closes::CloseCounter;
 use super::creator::Creator;
 use super::error::BuildError;
 use super::fingerprint::Fingerprint;
@@ -194,10 +195,13 @@ impl RegistrySessionManagerBuilder {
             .unwrap_or(RETRY_AFTER_BOUNDS.1)
             .clamp(RETRY_AFTER_BOUNDS.0, RETRY_AFTER_BOUNDS.1);
         let user_on_close = registry.on_close.take();
+        let closes = Arc::new(CloseCounter::default());
+        let counted = closes.clone();
         let registry = registry
             .event_queue_capacity(0)
             .on_close(move |closed: &ClosedSession<RmcpSession>| {
                 closed.session.close_worker();
+                counted.count(closed.reason);
                 tracing::info!(
                     target: super::LOG_TARGET,
                     session = %Fingerprint::of(&closed.session.id()),
@@ -224,6 +228,7 @@ impl RegistrySessionManagerBuilder {
             idle_timeout,
             init_timeout,
             shutting_down: AtomicBool::new(false),
+            closes,
         })
     }
 }

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::activity;
 use super::builder::RegistrySessionManagerBuilder;
+use super::closes::{CloseCounter, ClosesByReason};
 use super::creator::{Creator, Prepared};
 use super::error::{BuildError, ManagerError};
 use super::fingerprint::Fingerprint;
@@ -138,6 +139,7 @@ pub struct RegistrySessionManager {
     pub(super) idle_timeout: Option<Duration>,
     pub(super) init_timeout: Option<Duration>,
     pub(super) shutting_down: AtomicBool,
+    pub(super) closes: Arc<CloseCounter>,
 }
 
 impl RegistrySessionManager {
@@ -211,6 +213,12 @@ impl RegistrySessionManager {
     /// Refused creations so far, per cause.
     pub fn refusals(&self) -> Refusals {
         self.creator.refusals.snapshot()
+    }
+
+    /// Sessions closed so far, per reason (counted by the manager's close
+    /// callback, before the builder's own `on_close` runs).
+    pub fn closes_by_reason(&self) -> ClosesByReason {
+        self.closes.snapshot()
     }
 
     /// The open session `id` as the current request's principal sees it;

@@ -91,11 +91,14 @@ pub const LOG_TARGET: &str = "mcp_session_core::rmcp";
 
 mod activity;
 mod builder;
+mod closes;
 mod creator;
 mod error;
 mod fingerprint;
 pub(crate) mod layer;
 mod manager;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod principal;
 pub(crate) mod refusals;
 mod request_state;
@@ -107,6 +110,7 @@ pub use builder::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_REAPER_INTERVAL,
     RegistrySessionManagerBuilder,
 };
+pub use closes::ClosesByReason;
 pub use error::{BuildError, ManagerError};
 pub use fingerprint::Fingerprint;
 pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};

@@ -20,6 +20,14 @@
  * msc_registry_shutdown (and drain) until no session remains. A full queue
  * drops an event and counts it in msc_stats.events_dropped: that count is
  * how a host learns it missed one.
+ *
+ * Fleet mode (msc_fleet_*, msc_fleet_options_*, the msc_fleet_* types and
+ * MSC_ERR_STORE_UNAVAILABLE): only in a library built with the cargo
+ * feature `redis` (cargo build --release --features redis). They are
+ * declared unconditionally; each says "Feature `redis`". Test at run time
+ * with (msc_features() & MSC_FEATURE_FLEET); without it, a program that
+ * calls them fails to link. Fleet sessions carry no tag: closes anywhere
+ * in the fleet are drained by id with msc_fleet_drain_events.
  */
 
 #ifndef MCP_SESSION_CORE_H
@@ -29,6 +37,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/**
+ * `msc_features()` bit: the fleet-mode functions (`msc_fleet_*`) are in
+ * this library (it was built with the `redis` feature). Without it,
+ * calling them fails to link (C, Go) or to load (Node).
+ */
+#define MSC_FEATURE_FLEET 1
+
+/**
+ * The default interval of the fleet handle's reaper (ms): expired sessions
+ * are removed, and their close events written, within about this long.
+ */
+#define MSC_FLEET_DEFAULT_REAPER_INTERVAL_MS 1000
 
 /**
  * The length of a session id's text form, without the NUL terminator.
@@ -96,7 +117,32 @@ typedef enum msc_status {
      * `Retry-After`).
      */
     MSC_ERR_PRINCIPAL_RATE_LIMITED = 11,
+    /**
+     * Fleet mode (`msc_fleet_*`): Redis is unreachable, restarting or did
+     * not answer within the call timeout (HTTP 503 with `Retry-After`,
+     * given in `*out_retry_after_ms`). A create that failed so may have
+     * happened; the library reclaims it.
+     */
+    MSC_ERR_STORE_UNAVAILABLE = 12,
 } msc_status;
+
+/**
+ * What a fleet event reports (`msc_fleet_event.kind`). Stable numbers.
+ */
+typedef enum msc_fleet_event_kind {
+    /**
+     * A session closed, anywhere in the fleet (`id` and `reason` are set).
+     */
+    MSC_FLEET_EVENT_KIND_CLOSED = 0,
+    /**
+     * Close events were lost before this handle read them (the stream was
+     * trimmed past them, see `msc_fleet_options_set_events_maxlen`, or
+     * Redis lost data): sessions may have closed unreported. Check the
+     * sessions you host with `msc_fleet_session_get` (or drop them).
+     * `id` is empty and `reason` meaningless.
+     */
+    MSC_FLEET_EVENT_KIND_GAP = 1,
+} msc_fleet_event_kind;
 
 /**
  * Why a session was closed (see `msc_registry_drain_closed`). Stable
@@ -219,6 +265,36 @@ typedef enum msc_stat {
 } msc_stat;
 
 /**
+ * A fleet-mode session registry: the registry's semantics on Redis, shared
+ * by every instance of a server (an exact global `max_sessions`, FIFO
+ * eviction of the globally oldest session, principal binding, expiry by
+ * Redis's clock, close events from the whole fleet). Opaque; thread-safe:
+ * any function may be called on one handle from many threads at once,
+ * except `msc_fleet_free`. Every call blocks the calling thread until
+ * Redis answered or the call timeout passed (it runs on a tokio runtime
+ * the handle owns: one worker thread, plus the calling thread). Do not
+ * call from a thread that runs a tokio runtime. Needs the `redis`
+ * feature.
+ *
+ * Fleet sessions hold no tag: the host keeps its own map from session id
+ * to transport (a session created on one instance may be used on another).
+ */
+typedef struct msc_fleet msc_fleet;
+
+/**
+ * Fleet-mode settings, opaque: made by `msc_fleet_options_new` (every
+ * setting at its default), changed by the `msc_fleet_options_set_*`
+ * functions, used by `msc_fleet_connect` / `msc_fleet_connect_cluster`
+ * (which copy them: free or reuse them right after), freed by
+ * `msc_fleet_options_free`. One thread at a time may use one
+ * `msc_fleet_options`. Needs the `redis` feature.
+ *
+ * Every instance of a fleet must use the same settings (prefix, secret,
+ * capacity, policy, timeouts, rate limit).
+ */
+typedef struct msc_fleet_options msc_fleet_options;
+
+/**
  * Registry settings, opaque: made by `msc_options_new` (all defaults, as
  * `msc_config_default()`), changed by the `msc_options_set_*` functions,
  * used by `msc_registry_new_with_options` (which copies them: the options
@@ -281,6 +357,82 @@ typedef struct msc_config {
      */
     uint64_t event_queue_capacity;
 } msc_config;
+
+/**
+ * One entry of `msc_fleet_drain_events`.
+ */
+typedef struct msc_fleet_event {
+    /**
+     * A close, or a gap.
+     */
+    enum msc_fleet_event_kind kind;
+    /**
+     * The session id, NUL-terminated (`MSC_SESSION_ID_LEN + 1` bytes);
+     * empty for a gap.
+     */
+    char id[37];
+    /**
+     * Why it closed (`MSC_CLOSE_CLOSED`, `_EVICTED`, `_IDLE_TIMEOUT`,
+     * `_MAX_LIFETIME`, `_INIT_TIMEOUT` or `_REDEEMED`).
+     */
+    enum msc_close_reason reason;
+} msc_fleet_event;
+
+/**
+ * The fleet's counters, as Redis holds them (`msc_fleet_stats`). This
+ * layout is frozen: counters added later get functions of their own.
+ */
+typedef struct msc_fleet_counters {
+    /**
+     * Open sessions across the fleet (never above `max_sessions`).
+     */
+    uint64_t live;
+    /**
+     * The capacity.
+     */
+    uint64_t max_sessions;
+    /**
+     * Sessions created.
+     */
+    uint64_t created;
+    /**
+     * Closed by `msc_fleet_session_close`.
+     */
+    uint64_t closed;
+    /**
+     * Evicted (FIFO) to make room.
+     */
+    uint64_t evicted;
+    /**
+     * Closed by the idle timeout.
+     */
+    uint64_t idle_timeout;
+    /**
+     * Closed by the max lifetime.
+     */
+    uint64_t max_lifetime;
+    /**
+     * Closed by the init deadline (and creates whose reply was lost).
+     */
+    uint64_t init_timeout;
+    /**
+     * Taken for single use (`msc_fleet_session_take`).
+     */
+    uint64_t redeemed;
+    /**
+     * Creates refused at capacity (reject policy).
+     */
+    uint64_t rejected_full;
+    /**
+     * Creates refused by the rate limit.
+     */
+    uint64_t rate_limited;
+    /**
+     * Times a subscriber in the fleet found close events lost
+     * (`MSC_FLEET_EVENT_KIND_GAP`).
+     */
+    uint64_t events_gaps;
+} msc_fleet_counters;
 
 /**
  * One closed session, as returned by `msc_registry_drain_closed`.
@@ -421,6 +573,531 @@ enum msc_status msc_options_set_rate_limit_per_principal(struct msc_options *opt
 enum msc_status msc_registry_stat(const struct msc_registry *registry,
                                   uint32_t stat,
                                   uint64_t *out);
+
+/**
+ * The optional parts this library was built with: a bit mask of
+ * `MSC_FEATURE_*` values (`MSC_FEATURE_FLEET`).
+ */
+uint32_t msc_features(void);
+
+/**
+ * Connects to the Redis at `url` (`redis://host:port/db`,
+ * `rediss://...`, `redis+unix:///path`) with `*options` and stores the
+ * handle in `*out`; the caller frees it with `msc_fleet_free`. Checks the
+ * settings, the fleet secret and Redis's `maxmemory-policy`, and starts
+ * the handle's runtime, its close-event subscription (every close in the
+ * fleet after this call returns is drained by `msc_fleet_drain_events`)
+ * and its reaper. Needs the `redis` feature.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `options`, `url` or `out`
+ * is NULL; `MSC_ERR_INVALID_CONFIG` for settings that cannot work, a bad
+ * URL, a missing or short secret, or an evicting `maxmemory-policy`;
+ * `MSC_ERR_STORE_UNAVAILABLE` if Redis did not answer within the call
+ * timeout; `MSC_ERR_INTERNAL` if no runtime could be started. On failure
+ * a NUL-terminated English message (truncated to `err_len - 1` bytes) is
+ * written to `err` if it is not NULL; on `MSC_OK` `err` is untouched and
+ * `*out` is written.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live; `url` is NULL or NUL-terminated; `out` is
+ * NULL or writable for one pointer; `err` is NULL or writable for
+ * `err_len` bytes.
+ */
+enum msc_status msc_fleet_connect(const struct msc_fleet_options *options,
+                                  const char *url,
+                                  struct msc_fleet **out,
+                                  char *err,
+                                  size_t err_len);
+
+/**
+ * As `msc_fleet_connect`, to a Redis Cluster known by `seed_count` seed
+ * node URLs at `seeds` (`redis://host:port/`; the client learns the other
+ * nodes and the slot map from them and follows `MOVED` / `ASK`). Every
+ * key of the registry carries the hash tag `{prefix}`: one slot.
+ *
+ * Returns as `msc_fleet_connect`; `MSC_ERR_NULL_ARGUMENT` also if `seeds`
+ * or one of its first `seed_count` entries is NULL;
+ * `MSC_ERR_INVALID_CONFIG` for `seed_count` 0.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * As `msc_fleet_connect`; `seeds` is NULL or readable for `seed_count`
+ * pointers, each NULL or NUL-terminated.
+ */
+enum msc_status msc_fleet_connect_cluster(const struct msc_fleet_options *options,
+                                          const char *const *seeds,
+                                          size_t seed_count,
+                                          struct msc_fleet **out,
+                                          char *err,
+                                          size_t err_len);
+
+/**
+ * Frees a handle: stops its reaper and subscription, closes its
+ * connections and its runtime (waiting at most 500 ms for them). The
+ * fleet's sessions stay in Redis (other instances serve them; they expire
+ * by their deadlines). Undrained events are discarded. NULL is a no-op.
+ *
+ * **Not thread-safe**: no other call on this handle may run, on any
+ * thread, during or after this one.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or a pointer from `msc_fleet_connect*` not yet freed.
+ */
+void msc_fleet_free(struct msc_fleet *fleet);
+
+/**
+ * Moves up to `capacity` fleet events (closes anywhere in the fleet, and
+ * gaps), oldest first, into `out[0..n]` and returns `n`; never blocks.
+ * Returns 0 (taking nothing) if `fleet` or `out` is NULL or `capacity` is
+ * 0. Events arrive within about 250 ms of the close plus a round trip;
+ * call it regularly and until it returns less than `capacity`. While the
+ * host does not drain, events wait in Redis's stream (trimmed to about
+ * `events_maxlen`: past that, a gap is reported), so memory stays bounded.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `out` is NULL or writable for `capacity`
+ * events.
+ */
+size_t msc_fleet_drain_events(struct msc_fleet *fleet,
+                              struct msc_fleet_event *out,
+                              size_t capacity);
+
+/**
+ * Stores the fleet's counters in `*out` (one round trip; it also removes
+ * a bounded batch of expired sessions, so `live` is exact).
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out` is NULL;
+ * `MSC_ERR_STORE_UNAVAILABLE` (then `*out_retry_after_ms`, if not NULL,
+ * gets the wait in ms). `*out` is written only on `MSC_OK`.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `out` and `out_retry_after_ms` are NULL or
+ * writable.
+ */
+enum msc_status msc_fleet_stats(struct msc_fleet *fleet,
+                                struct msc_fleet_counters *out,
+                                uint64_t *out_retry_after_ms);
+
+/**
+ * Removes every expired session in the fleet now (each closes with its
+ * expiry reason; its event reaches every handle), in bounded batches, and
+ * stores how many in `*out_count` if not NULL. The reaper does this on an
+ * interval; call it for a prompt sweep.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` is NULL;
+ * `MSC_ERR_STORE_UNAVAILABLE` (with `*out_retry_after_ms`, if not NULL).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `out_count` and `out_retry_after_ms` are NULL
+ * or writable.
+ */
+enum msc_status msc_fleet_purge_expired(struct msc_fleet *fleet,
+                                        uint64_t *out_count,
+                                        uint64_t *out_retry_after_ms);
+
+/**
+ * Makes fleet options with every setting at its default and stores them
+ * in `*out`; free them with `msc_fleet_options_free`. Defaults: prefix
+ * `"mcp-sessions"` (keys `{mcp-sessions}:*`), no secret (then the
+ * environment variable `MCP_SESSION_CORE_REDIS_SECRET` is read at
+ * connect), 10,000 sessions, evict the oldest, no idle timeout or max
+ * lifetime, an init deadline of 30,000 ms, no rate limit, a call timeout
+ * of 1,000 ms, a close-event stream of about 100,000 entries, no `WAIT`,
+ * Redis's `maxmemory-policy` checked, a reaper every 1,000 ms.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `out` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `out` is NULL or writable for one pointer.
+ */
+enum msc_status msc_fleet_options_new(struct msc_fleet_options **out);
+
+/**
+ * Frees options made by `msc_fleet_options_new` (the secret is
+ * overwritten first). NULL is a no-op.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or a pointer from `msc_fleet_options_new` not yet
+ * freed.
+ */
+void msc_fleet_options_free(struct msc_fleet_options *options);
+
+/**
+ * Sets the key prefix: every key is `{prefix}:...` (one Redis Cluster
+ * hash slot). Registries with different prefixes are independent. 1-64
+ * characters, none of `{`, `}` or whitespace (checked at connect:
+ * `MSC_ERR_INVALID_CONFIG`).
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `options` or `prefix` is
+ * NULL; `MSC_ERR_INVALID_CONFIG` (changing nothing) if it is not UTF-8.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live; `prefix` is NULL or NUL-terminated.
+ */
+enum msc_status msc_fleet_options_set_prefix(struct msc_fleet_options *options, const char *prefix);
+
+/**
+ * Sets the fleet secret, `len` bytes at `secret` (copied; at least 16
+ * bytes, the same on every instance, checked at connect). Principals are
+ * stored in Redis as HMAC-SHA256(secret, principal). Without it the
+ * environment variable `MCP_SESSION_CORE_REDIS_SECRET` is read at
+ * connect.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` or `secret`
+ * is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live; `secret` is NULL or readable for `len`
+ * bytes.
+ */
+enum msc_status msc_fleet_options_set_secret(struct msc_fleet_options *options,
+                                             const uint8_t *secret,
+                                             size_t len);
+
+/**
+ * Sets the most sessions open at once across the fleet (exact; at
+ * least 1, checked at connect). Default 10,000.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_max_sessions(struct msc_fleet_options *options,
+                                                   uint64_t max_sessions);
+
+/**
+ * Sets what a create does at capacity: an `msc_on_full` value (0 reject,
+ * 1 evict the globally oldest session), as an integer so that any value is
+ * defined here. Default evict.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `options` is NULL;
+ * `MSC_ERR_INVALID_CONFIG` (changing nothing) for another value.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_on_full(struct msc_fleet_options *options, uint32_t on_full);
+
+/**
+ * Sets the idle timeout (ms, Redis's clock): a session no get has
+ * found for this long closes; 0 = off (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_idle_timeout_ms(struct msc_fleet_options *options,
+                                                      uint64_t idle_timeout_ms);
+
+/**
+ * Sets the max lifetime (ms): a session closes this long after its
+ * creation; 0 = off (the default).
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_max_lifetime_ms(struct msc_fleet_options *options,
+                                                      uint64_t max_lifetime_ms);
+
+/**
+ * Sets the init deadline (ms): a session not confirmed
+ * (`msc_fleet_session_confirm`) this long after its creation closes
+ * with `MSC_CLOSE_INIT_TIMEOUT`. Default 30,000: it also reclaims the
+ * slot of a create whose reply was lost. 0 = off, only for hosts that
+ * never leave a session unconfirmed.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_init_timeout_ms(struct msc_fleet_options *options,
+                                                      uint64_t init_timeout_ms);
+
+/**
+ * Sets the fleet-wide creation rate limit: at most `max` creations in
+ * any sliding window of `window_ms` ms; `max` 0 = off (the default).
+ * `max` over 1,048,576 or a zero window with `max` set fails the
+ * connect with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_rate_limit(struct msc_fleet_options *options,
+                                                 uint64_t max,
+                                                 uint64_t window_ms);
+
+/**
+ * Sets the longest one call may take (ms) before it fails with
+ * `MSC_ERR_STORE_UNAVAILABLE`; also the connect timeout. Default
+ * 1,000; 0 fails the connect with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_call_timeout_ms(struct msc_fleet_options *options,
+                                                      uint64_t call_timeout_ms);
+
+/**
+ * Sets the approximate length the fleet's close-event stream is
+ * trimmed to (default 100,000; 0 counts as 1). A handle whose host
+ * drains less often than that many closes happen gets an
+ * `MSC_FLEET_EVENT_KIND_GAP`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_events_maxlen(struct msc_fleet_options *options,
+                                                    uint64_t maxlen);
+
+/**
+ * Durability across a failover: after each write, Redis `WAIT
+ * replicas timeout_ms`; a write fewer replicas acknowledged in time
+ * fails with `MSC_ERR_STORE_UNAVAILABLE` (it did happen on the
+ * master). `replicas` 0 = off (the default). `timeout_ms` should be
+ * below the call timeout.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_wait_for_replicas(struct msc_fleet_options *options,
+                                                        uint32_t replicas,
+                                                        uint64_t timeout_ms);
+
+/**
+ * 1: connect even if Redis's `maxmemory-policy` can evict the
+ * registry's keys (`allkeys-*`), logging a warning; 0 (the default):
+ * such a Redis fails the connect with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_allow_evicting_policy(struct msc_fleet_options *options,
+                                                            uint32_t allow);
+
+/**
+ * Sets how often the handle's reaper removes expired sessions (ms), so
+ * that their close events are written promptly; 0 = no reaper (expired
+ * sessions are then removed by creates, gets of them and
+ * `msc_fleet_purge_expired`). Default 1,000. Every instance may run
+ * one; the work is idempotent.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_reaper_interval_ms(struct msc_fleet_options *options,
+                                                         uint64_t interval_ms);
+
+/**
+ * Creates a session in the fleet, bound to the principal of
+ * `principal_len` bytes at `principal` (NULL with length 0 = unbound,
+ * found by any caller; non-NULL with length 0 = the empty principal), and
+ * writes its id, NUL-terminated, to `out_id` (a buffer of `out_id_len`
+ * bytes). One atomic script on Redis: removes a bounded batch of expired
+ * sessions, checks the fleet's rate limit, then the exact global bound (at
+ * capacity it evicts the globally oldest session, whose close event every
+ * handle drains, or, under reject, fails). The session starts pending:
+ * confirm it after its `initialize` handshake
+ * (`msc_fleet_session_confirm`).
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out_id` is
+ * NULL, or `principal` is NULL with a non-zero length;
+ * `MSC_ERR_BUFFER_TOO_SMALL` if `out_id_len < MSC_SESSION_ID_LEN + 1`
+ * (checked first); `MSC_ERR_RATE_LIMITED` (HTTP 429);
+ * `MSC_ERR_AT_CAPACITY` (HTTP 503); `MSC_ERR_STORE_UNAVAILABLE` (HTTP
+ * 503: Redis unreachable or too slow; a create that may have happened is
+ * reclaimed in the background); `MSC_ERR_INTERNAL` without OS randomness.
+ * `out_id` is written only on `MSC_OK`; `*out_retry_after_ms` (if not
+ * NULL) only with `MSC_ERR_RATE_LIMITED` (the wait until the limiter
+ * grants again), `MSC_ERR_AT_CAPACITY` and `MSC_ERR_STORE_UNAVAILABLE`
+ * (1000), for a `Retry-After` header (round up to whole seconds).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `principal` is NULL or readable for
+ * `principal_len` bytes; `out_id` is NULL or writable for `out_id_len`
+ * bytes; `out_retry_after_ms` is NULL or writable.
+ */
+enum msc_status msc_fleet_session_create(struct msc_fleet *fleet,
+                                         const uint8_t *principal,
+                                         size_t principal_len,
+                                         char *out_id,
+                                         size_t out_id_len,
+                                         uint64_t *out_retry_after_ms);
+
+/**
+ * Validates a request's session anywhere in the fleet: finds `id` (the
+ * `Mcp-Session-Id` header value) for a caller presenting the principal of
+ * `principal_len` bytes at `principal` (NULL with length 0 = none) and
+ * refreshes its idle deadline, in one round trip. A session found expired
+ * is closed here with its expiry reason.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `id` is NULL, or
+ * `principal` is NULL with a non-zero length; `MSC_ERR_MALFORMED_ID`
+ * (HTTP 400, no round trip); `MSC_ERR_NOT_FOUND` (HTTP 404) if it is
+ * unknown, closed, evicted, expired, taken or bound to another principal;
+ * `MSC_ERR_STORE_UNAVAILABLE` (HTTP 503, with `*out_retry_after_ms` if
+ * not NULL).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `id` is NULL or NUL-terminated (or readable for
+ * 37 bytes); `principal` is NULL or readable for `principal_len` bytes;
+ * `out_retry_after_ms` is NULL or writable.
+ */
+enum msc_status msc_fleet_session_get(struct msc_fleet *fleet,
+                                      const char *id,
+                                      const uint8_t *principal,
+                                      size_t principal_len,
+                                      uint64_t *out_retry_after_ms);
+
+/**
+ * Takes the session `id` for single use: if it is open and visible to the
+ * principal (as for `msc_fleet_session_get`), closes it with reason
+ * `MSC_CLOSE_REDEEMED` (its slot freed, its event drained by every
+ * handle), for exactly one caller across the fleet among concurrent
+ * takers, closes, evictions and expiries. For one-time tokens: nonces,
+ * redeemable handles.
+ *
+ * Returns as `msc_fleet_session_get`; `MSC_ERR_NOT_FOUND` also if another
+ * caller took or closed it first. A take is not repeated after a dropped
+ * connection: `MSC_ERR_STORE_UNAVAILABLE` means it may or may not have
+ * been taken (never twice).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * As `msc_fleet_session_get`.
+ */
+enum msc_status msc_fleet_session_take(struct msc_fleet *fleet,
+                                       const char *id,
+                                       const uint8_t *principal,
+                                       size_t principal_len,
+                                       uint64_t *out_retry_after_ms);
+
+/**
+ * Confirms a pending session once its `initialize` handshake completed:
+ * its init deadline no longer applies. Idempotent.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `id` is NULL;
+ * `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if it is not open;
+ * `MSC_ERR_STORE_UNAVAILABLE` (with `*out_retry_after_ms` if not NULL).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `id` is NULL or NUL-terminated (or readable for
+ * 37 bytes); `out_retry_after_ms` is NULL or writable.
+ */
+enum msc_status msc_fleet_session_confirm(struct msc_fleet *fleet,
+                                          const char *id,
+                                          uint64_t *out_retry_after_ms);
+
+/**
+ * Closes the session `id` (e.g. on HTTP `DELETE`) with reason
+ * `MSC_CLOSE_CLOSED`; its event reaches every handle. The principal is not
+ * checked: validate the caller with `msc_fleet_session_get` first.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `id` is NULL;
+ * `MSC_ERR_MALFORMED_ID`; `MSC_ERR_NOT_FOUND` if it was not open (a
+ * second close returns this; an expired one is closed with its expiry
+ * reason and returns this too); `MSC_ERR_STORE_UNAVAILABLE` (with
+ * `*out_retry_after_ms` if not NULL).
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `id` is NULL or NUL-terminated (or readable for
+ * 37 bytes); `out_retry_after_ms` is NULL or writable.
+ */
+enum msc_status msc_fleet_session_close(struct msc_fleet *fleet,
+                                        const char *id,
+                                        uint64_t *out_retry_after_ms);
 
 /**
  * Makes options with every setting at its default and stores them in
