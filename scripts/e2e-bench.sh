@@ -11,6 +11,7 @@
 #                                             # debug builds (what scripts/test.sh runs)
 #
 # Servers: core (examples/mcp_server: this crate's registry, FIFO eviction),
+# core-idle (the same with --on-full evict-idle: idle-first eviction),
 # core-reject (the same with --on-full reject), rmcp (rmcp 3.x
 # with its LocalSessionManager, benches/e2e/rmcp_server.rs), ts (the
 # TypeScript SDK's stateful pattern, benches/e2e/servers/ts-stateful.mjs),
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
 
-servers="core,core-reject,rmcp,ts,ts-core,python"
+servers="core,core-idle,core-reject,rmcp,ts,ts-core,python"
 smoke=false
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,7 +43,7 @@ if $smoke; then
   profile=()
   profile_dir=debug
   out="$repo/target/e2e-smoke"
-  [ "$servers" = "core,core-reject,rmcp,ts,ts-core,python" ] && servers="core,rmcp"
+  [ "$servers" = "core,core-idle,core-reject,rmcp,ts,ts-core,python" ] && servers="core,rmcp"
   IDLE_S=2
   plan=(--steady-sessions 40 --steady-connections 8 --steady-secs 2 --flood-requests 400
     --flood-connections 16 --victims 3 --recovery-max-secs 15 --check)
@@ -125,6 +126,10 @@ run() {
 if want core; then
   run core "examples/mcp_server --max-sessions 1000 --idle-timeout ${IDLE_S}s --rate-limit off (FIFO eviction)" separate \
     "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
+fi
+if want core-idle; then
+  run core-idle "examples/mcp_server --max-sessions 1000 --on-full evict-idle --idle-timeout ${IDLE_S}s --rate-limit off (idle-first eviction)" separate \
+    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --on-full evict-idle --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want core-reject; then
   run core-reject "examples/mcp_server --max-sessions 1000 --on-full reject --idle-timeout ${IDLE_S}s --rate-limit off (503 at capacity)" separate \

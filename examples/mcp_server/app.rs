@@ -487,7 +487,11 @@ impl DemoServer {
         let Some(id) = id else {
             return "error: no session".to_owned();
         };
-        match registry.incr_meta(&id, None, "counter", 1).await {
+        // A session bound to a principal (`--bearer-tokens`) answers only
+        // to it.
+        let principal = request_principal(&context.extensions);
+        let principal = principal.as_ref().map(|p| p.as_bytes());
+        match registry.incr_meta(&id, principal, "counter", 1).await {
             Ok(n) => n.to_string(),
             Err(error) => format!("error: {error}"),
         }
@@ -807,14 +811,27 @@ pub async fn bind_redis(
             OnFullArg::Evict => OnFull::EvictOldest,
             OnFullArg::Reject => OnFull::Reject,
             OnFullArg::EvictIdle => {
-                return Err("--on-full evict-idle is not available in fleet mode (--redis)".into());
+                return Err(
+                    "--on-full evict-idle is not available in fleet mode (--redis): \
+                     use --max-sessions-per-principal with bearer tokens (see the README)"
+                        .into(),
+                );
             }
         });
-    if args.max_sessions_per_principal.is_some()
-        || args.max_anonymous_sessions.is_some()
-        || args.rate_limit_per_principal.0.is_some()
-    {
-        return Err("per-principal quotas are not available in fleet mode (--redis) yet".into());
+    // The per-principal caps are exact across the fleet (create.lua); the
+    // per-principal rate limit is in-process only.
+    if let Some(k) = args.max_sessions_per_principal {
+        registry = registry.max_sessions_per_principal(k);
+    }
+    if let Some(k) = args.max_anonymous_sessions {
+        registry = registry.max_anonymous_sessions(k);
+    }
+    if args.rate_limit_per_principal.0.is_some() {
+        return Err(
+            "--rate-limit-per-principal is not available in fleet mode (--redis): \
+             use --max-sessions-per-principal and the fleet-wide --rate-limit"
+                .into(),
+        );
     }
     let limits = [args.idle_timeout, args.max_lifetime, args.init_timeout];
     if let Limit(Some(idle)) = args.idle_timeout {

@@ -125,7 +125,16 @@ pub fn builder() -> mcp_session_core::integrations::redis::RedisRegistryBuilder 
 /// A file holding [`TEST_SECRET`] (for the example server's
 /// `--redis-secret-file`), written once per test process.
 pub fn secret_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("msc-fleet-secret-{}", std::process::id()));
-    std::fs::write(&path, format!("{TEST_SECRET}\n")).expect("write the secret file");
-    path
+    // Written once, and by rename, so a test reading it never sees it
+    // truncated by another test rewriting it.
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("msc-fleet-secret-{}", std::process::id()));
+        let tmp = dir.join(format!("msc-fleet-secret-{}.tmp", std::process::id()));
+        std::fs::write(&tmp, format!("{TEST_SECRET}\n")).expect("write the secret file");
+        std::fs::rename(&tmp, &path).expect("rename the secret file");
+        path
+    })
+    .clone()
 }

@@ -196,6 +196,24 @@ pub const STATS: &[StatMetric] = &[
         "Creations refused by the rate limit"
     ),
     stat!(
+        rejected_principal_full,
+        Counter,
+        "mcp_sessions_rejected_principal_full",
+        "Creations refused at a principal's cap (on-full reject)"
+    ),
+    stat!(
+        rate_limited_principal,
+        Counter,
+        "mcp_sessions_rate_limited_principal",
+        "Creations refused by the per-principal rate limit"
+    ),
+    stat!(
+        principals_tracked,
+        Gauge,
+        "mcp_sessions_principals_tracked",
+        "Principals holding per-principal state now"
+    ),
+    stat!(
         events_dropped,
         Counter,
         "mcp_sessions_events_dropped",
