@@ -8,6 +8,7 @@
 //! without the per-principal cap evicts the victims (so the test can fail).
 #![cfg(all(feature = "rmcp", feature = "redis"))]
 
+#[allow(dead_code)] // `Instance::hosts` is for the other fleet tests
 mod fleet_support;
 mod redis_support;
 mod rmcp_support;
