@@ -1,14 +1,17 @@
 //! This project with its fairness settings, beside `core` (same 1 h idle
 //! timeout, no event queue), to measure what they cost in one run:
 //!
-//! - `core-quota`: `max_sessions_per_principal(max / 16)`, each create bound
-//!   to one of 64 principals in turn, so every create takes a principal slot
-//!   and a global slot (and at capacity evicts the globally oldest,
-//!   releasing its principal slot); lookups present the principal.
-//! - `core-evict-idle`: `OnFull::EvictIdle` (probation FIFO, second chance).
-//!   Lookups mark sessions served; they are never confirmed here (no
-//!   handshake), so they stay in probation and a create at capacity takes
-//!   the oldest, as under FIFO, through the probation scan.
+//! - `core-bound`: sessions bound to one of 64 principals in turn, lookups
+//!   presenting it, no quota: the baseline of `core-quota` (binding and the
+//!   principal check on lookups cost the same with or without a quota).
+//! - `core-quota`: the same with `max_sessions_per_principal(max / 16)`, so
+//!   every create takes a principal slot and a global slot (and at
+//!   capacity evicts the globally oldest, releasing its principal slot).
+//! - `core-evict-idle`: `OnFull::EvictIdle` (probation FIFO, second
+//!   chance), each session confirmed at creation as after an `initialize`
+//!   handshake, so its first lookup promotes it (one CAS) and the evictor
+//!   meets promoted sessions: create at capacity alone evicts from
+//!   probation, the mixed load evicts among promoted ones too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,22 +29,26 @@ fn principal(n: usize) -> [u8; 9] {
     p
 }
 
-pub struct CoreQuota {
+/// Bound sessions; with `QUOTA` a per-principal cap of `max / 16`.
+pub struct CoreQuota<const QUOTA: bool> {
     registry: SessionRegistry<u64>,
     next: AtomicUsize,
 }
 
-impl Peer for CoreQuota {
+impl<const QUOTA: bool> Peer for CoreQuota<QUOTA> {
     /// The id and the principal it is bound to.
     type Key = (SessionId, [u8; 9]);
-    const NAME: &'static str = "core-quota";
+    const NAME: &'static str = if QUOTA { "core-quota" } else { "core-bound" };
     const ASYNC: bool = false;
     const BOUNDED: bool = true;
 
     fn new(max_sessions: usize) -> Self {
-        let registry = SessionRegistry::builder()
+        let mut builder = SessionRegistry::builder();
+        if QUOTA {
+            builder = builder.max_sessions_per_principal((max_sessions / 16).max(1));
+        }
+        let registry = builder
             .max_sessions(max_sessions)
-            .max_sessions_per_principal((max_sessions / 16).max(1))
             .on_full(OnFull::EvictOldest)
             .event_queue_capacity(0)
             .idle_timeout(Duration::from_secs(3600))
@@ -103,7 +110,10 @@ impl Peer for CoreEvictIdle {
     }
 
     async fn create(&self) -> Option<SessionId> {
-        self.0.create(1).ok().map(|s| s.id())
+        let id = self.0.create(1).ok()?.id();
+        // The handshake completed; a concurrent eviction may have closed it.
+        let _ = self.0.confirm(&id);
+        Some(id)
     }
 
     async fn lookup(&self, key: &SessionId) -> bool {

@@ -168,7 +168,8 @@ pub fn visit_all(v: &mut impl Visitor) {
     let mut s = Selected(v, only);
     s.visit::<core::Core<true>>();
     s.visit::<core::Core<false>>();
-    s.visit::<core_fairness::CoreQuota>();
+    s.visit::<core_fairness::CoreQuota<false>>();
+    s.visit::<core_fairness::CoreQuota<true>>();
     s.visit::<core_fairness::CoreEvictIdle>();
     s.visit::<mcp_session::McpSession>();
     s.visit::<rmcp_local::RmcpLocal>();
