@@ -230,3 +230,19 @@ async fn metrics_live_on_the_admin_port_with_the_stats() {
     let metrics = scrape(server.stats_addr).await;
     assert_eq!(metrics.get("mcp_sessions_capacity"), 1000.0);
 }
+
+/// `/stats` names every `Stats` field (as `/metrics` does through `STATS`):
+/// a field added to `Stats` without a key in `stats_json` fails here.
+#[test]
+fn stats_json_has_every_stats_field() {
+    let stats = mcp_session_core::Stats::default();
+    let json = rmcp_support::app::stats_json(&stats);
+    let object = json.as_object().expect("a JSON object");
+    for row in STATS {
+        assert!(
+            object.contains_key(row.field),
+            "Stats::{} is missing from /stats",
+            row.field
+        );
+    }
+}

@@ -601,6 +601,8 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
         "closed": stats.closed,
         "evicted": stats.evicted,
         "expired": stats.expired,
+        "redeemed": stats.redeemed,
+        "shut_down": stats.shut_down,
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
         "rejected_principal_full": stats.rejected_principal_full,
@@ -790,8 +792,10 @@ pub fn redis_stats_json(
         "closed": stats.closed,
         "evicted": stats.evicted,
         "expired": stats.idle_timeout + stats.max_lifetime + stats.init_timeout,
+        "redeemed": stats.redeemed,
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
+        "rejected_principal_full": stats.rejected_principal_full,
         "events_gaps": stats.events_gaps,
     })
 }
