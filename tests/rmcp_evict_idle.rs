@@ -14,7 +14,8 @@ use std::time::Duration;
 use rmcp_support::{RawClient, start};
 
 struct Outcome {
-    /// Tool calls of the six active sessions that got 404 (evicted).
+    /// Tool calls of the six active sessions that got 404, or whose stream
+    /// was cut short by an eviction during the call.
     active_404: u64,
     /// Tool calls of the six active sessions that succeeded.
     active_ok: u64,
@@ -70,7 +71,8 @@ async fn run(on_full: &str) -> Outcome {
                     match client.counter().await {
                         Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
                         Err(reply) => {
-                            assert_eq!(reply.status, 404, "{reply:?}");
+                            // 404, or evicted while this call was in flight.
+                            assert!(reply.status == 404 || reply.cut_short(), "{reply:?}");
                             not_found.fetch_add(1, Ordering::SeqCst)
                         }
                     };

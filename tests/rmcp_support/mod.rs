@@ -97,6 +97,17 @@ impl Reply {
             .find_map(|m| m.get("result").cloned())
     }
 
+    /// A 200 whose SSE stream ended with neither a result nor an error: the
+    /// session was closed (e.g. evicted) while the request was in flight, so
+    /// rmcp ended the stream after its priming event.
+    pub fn cut_short(&self) -> bool {
+        self.status == 200
+            && !self
+                .messages()
+                .iter()
+                .any(|m| m.get("result").is_some() || m.get("error").is_some())
+    }
+
     pub fn retry_after(&self) -> Option<u64> {
         self.headers.get("retry-after")?.to_str().ok()?.parse().ok()
     }
@@ -203,12 +214,13 @@ impl RawClient {
     }
 
     /// Calls a tool; `Ok(text of its first content block)`, or the reply
-    /// when the HTTP status is not 200.
+    /// when the HTTP status is not 200 or the stream was cut short (see
+    /// [`Reply::cut_short`]).
     pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Result<String, Reply> {
         let reply = self
             .request("tools/call", json!({"name": name, "arguments": arguments}))
             .await;
-        if reply.status != 200 {
+        if reply.status != 200 || reply.cut_short() {
             return Err(reply);
         }
         let result = reply
