@@ -10,7 +10,7 @@
 #   scripts/e2e-bench.sh --smoke              # seconds: small sizes, core and rmcp, checked,
 #                                             # debug builds (what scripts/test.sh runs)
 #
-# Servers: core (examples/mcp_server: this crate's registry, FIFO eviction),
+# Servers: core (server/, the mcp_server binary: this crate's registry, FIFO eviction),
 # core-idle (the same with --on-full evict-idle: idle-first eviction),
 # core-reject (the same with --on-full reject), rmcp (rmcp 3.x
 # with its LocalSessionManager, benches/e2e/rmcp_server.rs), ts (the
@@ -59,7 +59,7 @@ need cargo "install Rust (https://rustup.rs/)"
 want() { [[ ",$servers," == *",$1,"* ]]; }
 
 echo "==> build (${profile_dir})"
-cargo build "${profile[@]}" -q --example mcp_server
+cargo build "${profile[@]}" -q -p mcp-server
 cargo build "${profile[@]}" -q -p mcp-session-core-benches --bin e2e-load --bin e2e-rmcp-server --bin e2e-report
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 case "$target_dir" in /*) ;; *) target_dir="$repo/$target_dir" ;; esac
@@ -124,16 +124,16 @@ run() {
 }
 
 if want core; then
-  run core "examples/mcp_server --max-sessions 1000 --idle-timeout ${IDLE_S}s --rate-limit off (FIFO eviction)" separate \
-    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
+  run core "mcp_server --max-sessions 1000 --idle-timeout ${IDLE_S}s --rate-limit off (FIFO eviction)" separate \
+    "$bin/mcp_server" --port 0 --max-sessions 1000 --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want core-idle; then
-  run core-idle "examples/mcp_server --max-sessions 1000 --on-full evict-idle --idle-timeout ${IDLE_S}s --rate-limit off (idle-first eviction)" separate \
-    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --on-full evict-idle --idle-timeout "${IDLE_S}s" --rate-limit off
+  run core-idle "mcp_server --max-sessions 1000 --on-full evict-idle --idle-timeout ${IDLE_S}s --rate-limit off (idle-first eviction)" separate \
+    "$bin/mcp_server" --port 0 --max-sessions 1000 --on-full evict-idle --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want core-reject; then
-  run core-reject "examples/mcp_server --max-sessions 1000 --on-full reject --idle-timeout ${IDLE_S}s --rate-limit off (503 at capacity)" separate \
-    "$bin/examples/mcp_server" --port 0 --max-sessions 1000 --on-full reject --idle-timeout "${IDLE_S}s" --rate-limit off
+  run core-reject "mcp_server --max-sessions 1000 --on-full reject --idle-timeout ${IDLE_S}s --rate-limit off (503 at capacity)" separate \
+    "$bin/mcp_server" --port 0 --max-sessions 1000 --on-full reject --idle-timeout "${IDLE_S}s" --rate-limit off
 fi
 if want rmcp; then
   run rmcp "rmcp 3.x LocalSessionManager, keep_alive ${IDLE_S} s, no cap" same \

@@ -54,8 +54,8 @@
 //! - `rmcp` (implies `tokio`): [`integrations::rmcp`], a session manager
 //!   for rmcp's Streamable HTTP server backed by the registry, and a tower
 //!   layer that binds sessions to principals and answers 400/404/429/503.
-//!   `examples/mcp_server.rs` is a complete server built on it. Needs Rust
-//!   1.88 (rmcp 3.11's minimum).
+//!   The `mcp-server` crate (`server/src/main.rs`) is a complete server
+//!   built on it. Needs Rust 1.88 (rmcp 3.11's minimum).
 //! - `redis` (implies `tokio`): [`integrations::redis`], fleet mode: the
 //!   registry's semantics on Redis for several instances behind a load
 //!   balancer (exact global bound, FIFO, rate limit, expiry on Redis's

@@ -1,5 +1,5 @@
 //! Fleet mode end to end: two instances of the example MCP server
-//! (`examples/mcp_server/app.rs` with `--redis URL`) on different ports
+//! (`server/src/app.rs` with `--redis URL`) on different ports
 //! share one private `redis-server`. A client initialized on A continues on
 //! B with the same session id and its per-session state intact; a session
 //! evicted through B is closed on A, which answers 404; a DELETE through

@@ -1,4 +1,4 @@
-//! The example server's `--bearer-tokens FILE` (examples/mcp_server/auth.rs):
+//! The example server's `--bearer-tokens FILE` (server/src/auth.rs):
 //! 401/400 with `WWW-Authenticate: Bearer` (RFC 6750 §3), sessions bound to
 //! the token's principal, `/stats` outside the check, and bad files refused
 //! with the line named and the token never echoed.

@@ -88,7 +88,7 @@ const ID_ATTEMPTS: usize = 4;
 /// handle is gone (unknown, expired, evicted and another principal's are
 /// one `NotFound`, so no caller learns of another's handles); to tell the
 /// owner, record how handles end from the close callback
-/// (`examples/mcp_server/handles.rs` does).
+/// (`server/src/handles.rs` does).
 ///
 /// ```
 /// use std::time::Duration;

@@ -27,8 +27,8 @@ legacy=(server-initialize server-session-lifecycle ping tools-list dns-rebinding
 modern=(input-required-result-request-state input-required-result-tampered-state
   http-header-validation caching tools-list)
 
-echo "==> cargo build --release --example mcp_server"
-cargo build --release --example mcp_server --manifest-path "$repo/Cargo.toml"
+echo "==> cargo build --release -p mcp-server"
+cargo build --release -p mcp-server --manifest-path "$repo/Cargo.toml"
 
 echo "==> npm ci (the conformance suite and Node.js 22)"
 cd "$here"
@@ -53,7 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$repo/target/release/examples/mcp_server" --port 0 >"$logs/stdout" 2>"$logs/stderr" &
+"$repo/target/release/mcp_server" --port 0 >"$logs/stdout" 2>"$logs/stderr" &
 server_pid=$!
 url=""
 for _ in $(seq 100); do

@@ -1,10 +1,10 @@
 //! Shared by the `tests/rmcp_*.rs` integration tests: the example server
-//! (`examples/mcp_server/app.rs`, the very code `cargo run --example
-//! mcp_server` runs) started in-process on a free port, a raw HTTP MCP
+//! (`server/src/app.rs`, the very code `cargo run --release -p mcp-server`
+//! runs) started in-process on a free port, a raw HTTP MCP
 //! client that shows every status code, and an rmcp client.
 #![allow(dead_code)]
 
-#[path = "../../examples/mcp_server/app.rs"]
+#[path = "../../server/src/app.rs"]
 pub mod app;
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 // The official MCP TypeScript SDK's client (@modelcontextprotocol/sdk)
-// against examples/mcp_server.rs. test.sh starts the server and sets
+// against the mcp-server crate (server/src/main.rs). test.sh starts the server and sets
 // MCP_URL (http://127.0.0.1:PORT/mcp).
 import assert from "node:assert/strict";
 import { test } from "node:test";

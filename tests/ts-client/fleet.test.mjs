@@ -1,5 +1,5 @@
 // Fleet mode with the official MCP TypeScript SDK's client: two instances
-// of examples/mcp_server.rs (`--redis URL --max-sessions 3`) share one
+// of the mcp-server crate (server/src/main.rs) (`--redis URL --max-sessions 3`) share one
 // Redis. test.sh starts them and sets MCP_URL_A and MCP_URL_B.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The official MCP TypeScript SDK's client (installed from package-lock.json)
 # against the example server, started exactly as the README says:
-# `cargo run --release --example mcp_server`. Works from any directory;
+# `cargo run --release -p mcp-server`. Works from any directory;
 # exits non-zero on failure.
 set -euo pipefail
 
@@ -24,8 +24,8 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-echo "==> cargo build --release --example mcp_server"
-cargo build --release --example mcp_server --manifest-path "$repo/Cargo.toml"
+echo "==> cargo build --release -p mcp-server"
+cargo build --release -p mcp-server --manifest-path "$repo/Cargo.toml"
 
 echo "==> npm ci"
 cd "$here"
@@ -47,9 +47,9 @@ stop_server() {
 }
 trap stop_server EXIT
 
-echo "==> cargo run --release --example mcp_server -- --port 0"
+echo "==> cargo run --release -p mcp-server -- --port 0"
 # `cargo run` replaces itself with the server (exec), so $! is the server.
-cargo run --release --quiet --manifest-path "$repo/Cargo.toml" --example mcp_server -- \
+cargo run --release --quiet --manifest-path "$repo/Cargo.toml" -p mcp-server -- \
   --port 0 >"$logs/stdout" 2>"$logs/stderr" &
 server_pid=$!
 
@@ -86,7 +86,7 @@ token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 token_a="$(token)"; token_b="$(token)"; token_c="$(token)"
 printf '# TOKEN PRINCIPAL\n%s alice\n%s bob\n%s mallory\n' \
   "$token_a" "$token_b" "$token_c" >"$logs/tokens"
-"$repo/target/release/examples/mcp_server" --port 0 --max-sessions 10 \
+"$repo/target/release/mcp_server" --port 0 --max-sessions 10 \
   --max-sessions-per-principal 3 --bearer-tokens "$logs/tokens" \
   >"$logs/fair.stdout" 2>"$logs/fair.stderr" &
 extra_pids+=($!)
@@ -128,7 +128,7 @@ done
 # The fleet secret both instances share (principals are HMAC-keyed with it).
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$logs/fleet-secret"
 start_instance() { # name -> prints its URL
-  "$repo/target/release/examples/mcp_server" --port 0 --max-sessions 3 \
+  "$repo/target/release/mcp_server" --port 0 --max-sessions 3 \
     --redis "redis://127.0.0.1:$redis_port/" --redis-secret-file "$logs/fleet-secret" \
     >"$logs/$1.stdout" 2>"$logs/$1.stderr" &
   extra_pids+=($!)

@@ -82,8 +82,9 @@
 //! `requestState` (SEP-2322) that must be redeemed once is sealed and
 //! opened with a [`RequestStateGuard`]: rmcp's `RequestStateCodec` checks
 //! integrity, the guard's nonce registry enforces single use.
-//! `examples/mcp_server.rs` shows all three (`open_counter`/`counter`, and
-//! the conformance suite's `test_input_required_result_*` tools).
+//! The `mcp-server` crate (`server/src/main.rs`) shows all three
+//! (`open_counter`/`counter`, and the conformance suite's
+//! `test_input_required_result_*` tools).
 
 /// The `tracing` target of the integration's logs (sessions created,
 /// refused and closed, with the reason).

@@ -3,12 +3,12 @@
 //! `--rate-limit` (429), idle timeout, max lifetime, init deadline.
 //!
 //! ```sh
-//! cargo run --release --example mcp_server                    # http://127.0.0.1:8000/mcp
-//! cargo run --release --example mcp_server -- --port 0 --max-sessions 3 \
+//! cargo run --release -p mcp-server                    # http://127.0.0.1:8000/mcp
+//! cargo run --release -p mcp-server -- --port 0 --max-sessions 3 \
 //!     --on-full reject --idle-timeout 60s --rate-limit 10/1
 //! curl http://127.0.0.1:8000/stats                            # the registry's stats
 //! curl http://127.0.0.1:8000/metrics                          # the same, for Prometheus
-//! cargo run --release --example mcp_server -- --host 0.0.0.0 \
+//! cargo run --release -p mcp-server -- --host 0.0.0.0 \
 //!     --allowed-hosts mcp.example.com --admin-port 9000       # serving others
 //! ```
 //!
@@ -32,7 +32,6 @@
 //! down gracefully: open streams end, requests in progress complete, and
 //! the sessions still open are closed with reason `shutdown`.
 
-#[path = "mcp_server/app.rs"]
 mod app;
 
 use std::io::IsTerminal;

@@ -1,7 +1,8 @@
-//! The MCP server of `examples/mcp_server.rs`: its flags, its tools and its
+//! The MCP server of `src/main.rs`: its flags, its tools and its
 //! HTTP app. A module of its own so that the integration tests
 //! (`tests/rmcp_*.rs`) run exactly this code in-process.
 
+#[path = "auth.rs"]
 pub mod auth;
 
 use std::error::Error;
@@ -481,7 +482,7 @@ impl DemoServer {
         };
         let id = context
             .extensions
-            .get::<http::request::Parts>()
+            .get::<axum::http::request::Parts>()
             .and_then(|parts| parts.headers.get("mcp-session-id"))
             .and_then(|value| SessionId::parse_bytes(value.as_bytes()).ok());
         let Some(id) = id else {
