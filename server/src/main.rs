@@ -28,7 +28,8 @@
 //! 2026-07-28 clients (stateless). On start it prints `listening on http://ADDR/mcp` on
 //! stdout; logs (session created / closed with the reason, refusals at most
 //! once a minute per cause, sessions named by a fingerprint, never by their
-//! id) go to stderr (`RUST_LOG` filters them). Ctrl-C or SIGTERM shuts it
+//! id) go to stderr (`RUST_LOG` filters them: `target=level` directives,
+//! comma-separated, e.g. `info,mcp_session_core=debug`). Ctrl-C or SIGTERM shuts it
 //! down gracefully: open streams end, requests in progress complete, and
 //! the sessions still open are closed with reason `shutdown`.
 
@@ -37,17 +38,34 @@ mod app;
 use std::io::IsTerminal;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The log filter without `RUST_LOG`.
+const DEFAULT_LOG: &str = "info,rmcp=warn";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // `RUST_LOG` as comma-separated `target=level` directives (a bare level
+    // sets the default), read by `Targets`: EnvFilter's span and field
+    // filters would cost the first build a regex engine.
+    let (filter, bad_filter) = match std::env::var("RUST_LOG") {
+        Ok(spec) => match spec.parse::<Targets>() {
+            Ok(filter) => (filter, None),
+            Err(error) => (default_filter(), Some(format!("{spec:?}: {error}"))),
+        },
+        Err(_) => (default_filter(), None),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
-        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        .finish()
+        .with(filter)
         .init();
+    if let Some(bad) = bad_filter {
+        tracing::warn!("ignoring RUST_LOG={bad}; logging {DEFAULT_LOG:?}");
+    }
 
     let args = app::Args::parse();
     if args.redis.is_some() || args.redis_cluster.is_some() {
@@ -88,6 +106,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "stopped"
     );
     Ok(())
+}
+
+/// [`DEFAULT_LOG`] as a filter.
+fn default_filter() -> Targets {
+    Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("rmcp", tracing::Level::WARN)
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.
