@@ -51,7 +51,7 @@ pub(crate) struct Entry<V> {
     pub(crate) principal: Option<Box<[u8]>>,
     /// The principal's record (quota, per-principal order), when
     /// per-principal quotas or rate limits are on.
-    pub(crate) record: Option<Arc<PrincipalRecord>>,
+    pub(crate) record: Option<Arc<PrincipalRecord<V>>>,
     /// The value's holders (see the module docs). 0 = the value is gone.
     holds: AtomicUsize,
     /// Alive while `holds > 0`; dropped in place by the last release.
@@ -72,7 +72,7 @@ impl<V> Entry<V> {
         id: SessionId,
         seq: u64,
         principal: Option<&[u8]>,
-        record: Option<Arc<PrincipalRecord>>,
+        record: Option<Arc<PrincipalRecord<V>>>,
         value: V,
     ) -> (Arc<Self>, Session<V>) {
         let entry = Arc::new(Self {

@@ -43,6 +43,7 @@ use scc::HashMap;
 
 use super::admission::Quota;
 use super::rate_limit::RateLimiter;
+use super::store::PrincipalMembers;
 
 /// The table's cap when a per-principal rate limit is on:
 /// `max(2 × max_sessions, 1024)` records.
@@ -51,22 +52,22 @@ pub(crate) fn tracked_cap(max_sessions: usize) -> usize {
 }
 
 /// One principal's record (or the anonymous class's).
-pub(crate) struct PrincipalRecord {
-    /// Unique per record: the key prefix of its sessions in the
-    /// per-principal FIFO order.
-    pub(crate) order: u64,
+pub(crate) struct PrincipalRecord<V> {
     /// The per-principal slot counter.
     pub(crate) quota: Quota,
+    /// Its sessions in creation order, when a cap can be reached under an
+    /// evicting policy (kept by `store::CreationOrder`).
+    pub(crate) members: PrincipalMembers<V>,
     /// Creates in flight for this principal (see the module docs).
     pins: AtomicUsize,
     limiter: Option<RateLimiter>,
 }
 
-impl PrincipalRecord {
-    fn new(order: u64, max: usize, rate: Option<(usize, u64)>) -> Self {
+impl<V> PrincipalRecord<V> {
+    fn new(max: usize, rate: Option<(usize, u64)>) -> Self {
         Self {
-            order,
             quota: Quota::new(max),
+            members: PrincipalMembers::default(),
             pins: AtomicUsize::new(0),
             limiter: rate.map(|(max, window_ms)| RateLimiter::new(max, window_ms)),
         }
@@ -95,12 +96,11 @@ impl PrincipalRecord {
 }
 
 /// The principal table and the anonymous class.
-pub(crate) struct Principals {
-    map: HashMap<Box<[u8]>, Arc<PrincipalRecord>, ahash::RandomState>,
-    anonymous: Arc<PrincipalRecord>,
+pub(crate) struct Principals<V> {
+    map: HashMap<Box<[u8]>, Arc<PrincipalRecord<V>>, ahash::RandomState>,
+    anonymous: Arc<PrincipalRecord<V>>,
     per_principal_max: usize,
     rate: Option<(usize, u64)>,
-    next_order: AtomicU64,
     tracked: AtomicUsize,
     max_tracked: usize,
     /// When a record kept only for its window can leave it (`u64::MAX`:
@@ -112,7 +112,7 @@ pub(crate) struct Principals {
 /// kept for their rate-limit windows; retry after this many ms.
 pub(crate) struct TableFull(pub(crate) u64);
 
-impl Principals {
+impl<V> Principals<V> {
     /// `per_principal_max` / `anonymous_max`: the caps (`usize::MAX`: none);
     /// `rate`: the per-principal rate limit (max, window in ms).
     pub(crate) fn new(
@@ -130,10 +130,9 @@ impl Principals {
                 tracked_cap(max_sessions).min(1 << 20),
                 ahash::RandomState::new(),
             ),
-            anonymous: Arc::new(PrincipalRecord::new(0, anonymous_max, rate)),
+            anonymous: Arc::new(PrincipalRecord::new(anonymous_max, rate)),
             per_principal_max,
             rate,
-            next_order: AtomicU64::new(1),
             tracked: AtomicUsize::new(0),
             max_tracked: tracked_cap(max_sessions),
             next_sweep_ms: AtomicU64::new(u64::MAX),
@@ -156,12 +155,32 @@ impl Principals {
         }
     }
 
+    /// The length of `principal`'s creation-order list (its sessions open
+    /// or being created, when that order is kept); 0 without a record.
+    #[cfg(test)]
+    pub(crate) fn members_listed(&self, principal: Option<&[u8]>) -> usize {
+        let listed = |record: &Arc<PrincipalRecord<V>>| {
+            record
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        };
+        match principal {
+            None => listed(&self.anonymous),
+            Some(key) => self
+                .map
+                .read_sync(key, |_, record| listed(record))
+                .unwrap_or(0),
+        }
+    }
+
     /// Pins the record of `principal` (making it if needed) for one create.
     pub(crate) fn pin<'a>(
         &'a self,
         principal: Option<&'a [u8]>,
         now_ms: u64,
-    ) -> Result<Pin<'a>, TableFull> {
+    ) -> Result<Pin<'a, V>, TableFull> {
         let Some(key) = principal else {
             return Ok(Pin {
                 principals: self,
@@ -170,7 +189,7 @@ impl Principals {
                 now_ms,
             });
         };
-        let pinned = |record: &Arc<PrincipalRecord>| {
+        let pinned = |record: &Arc<PrincipalRecord<V>>| {
             record.pins.fetch_add(1, Ordering::SeqCst);
             record.clone()
         };
@@ -186,12 +205,7 @@ impl Principals {
                 }
                 let entry = self.map.entry_sync(Box::from(key)).or_insert_with(|| {
                     self.tracked.fetch_add(1, Ordering::Relaxed);
-                    let order = self.next_order.fetch_add(1, Ordering::Relaxed);
-                    Arc::new(PrincipalRecord::new(
-                        order,
-                        self.per_principal_max,
-                        self.rate,
-                    ))
+                    Arc::new(PrincipalRecord::new(self.per_principal_max, self.rate))
                 });
                 pinned(entry.get())
             }
@@ -210,7 +224,7 @@ impl Principals {
     pub(crate) fn forget_if_idle(
         &self,
         principal: Option<&[u8]>,
-        record: &Arc<PrincipalRecord>,
+        record: &Arc<PrincipalRecord<V>>,
         now_ms: impl FnOnce() -> u64,
     ) {
         let Some(key) = principal else {
@@ -271,21 +285,21 @@ impl Principals {
 /// A pinned record: the record cannot be removed while this lives. Dropping
 /// it unpins, and removes the record if that left it idle (a refused
 /// create's principal holds no memory afterwards).
-pub(crate) struct Pin<'a> {
-    principals: &'a Principals,
-    record: Arc<PrincipalRecord>,
+pub(crate) struct Pin<'a, V> {
+    principals: &'a Principals<V>,
+    record: Arc<PrincipalRecord<V>>,
     key: Option<&'a [u8]>,
     now_ms: u64,
 }
 
-impl Pin<'_> {
+impl<V> Pin<'_, V> {
     /// The pinned record.
-    pub(crate) fn record(&self) -> &Arc<PrincipalRecord> {
+    pub(crate) fn record(&self) -> &Arc<PrincipalRecord<V>> {
         &self.record
     }
 }
 
-impl Drop for Pin<'_> {
+impl<V> Drop for Pin<'_, V> {
     fn drop(&mut self) {
         if self.key.is_some() {
             self.record.pins.fetch_sub(1, Ordering::SeqCst);

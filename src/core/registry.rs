@@ -109,8 +109,8 @@ const ID_ATTEMPTS: usize = 4;
 /// | operation | guarantee |
 /// | --- | --- |
 /// | [`get`](Self::get), [`with_session`](Self::with_session), [`confirm`](Self::confirm) | lock-free, no allocation (a hash-index read under an epoch guard; an expired session found is closed, which takes one bucket lock) |
-/// | [`close`](Self::close) | lock-free in the protocol; the index and tree removals may wait for a bucket or a node split |
-/// | [`create`](Self::create) | as `close`, and under `EvictOldest` at capacity it may wait for a concurrent create that has taken a slot but not yet published its session (two atomic steps) |
+/// | [`close`](Self::close) | lock-free in the protocol; the index and tree removals may wait for a bucket or a node split; with per-principal caps that an evicting policy can reach, it also takes the principal's own order lock (held for O(cap) steps at worst; principals never share one) |
+/// | [`create`](Self::create) | as `close`, and under `EvictOldest` at capacity it may wait for a concurrent create that has taken a slot but not yet published its session (two atomic steps); with per-principal caps the principal's record is read under a shared bucket lock |
 /// | [`len`](Self::len), [`stats`](Self::stats) | wait-free |
 /// | [`purge_expired`](Self::purge_expired) | O(n) scan, lock-free reads; closes as `close` |
 ///
@@ -144,7 +144,7 @@ pub(crate) struct Inner<V> {
     on_full: OnFull,
     timeouts: Timeouts,
     limiter: Option<RateLimiter>,
-    principals: Option<Principals>,
+    principals: Option<Principals<V>>,
     clock: RegistryClock,
     id_source: IdSource,
     next_seq: AtomicU64,
@@ -194,6 +194,12 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
             clock,
             id_source,
         } = checked;
+        // Each principal's own order is needed only where a create at a
+        // principal's cap evicts that principal's oldest session.
+        let principal_cap_can_evict = builder.on_full != OnFull::Reject
+            && principals.as_ref().is_some_and(|settings| {
+                settings.per_principal_max.min(settings.anonymous_max) < builder.max_sessions
+            });
         let principals = principals.map(|settings| {
             Principals::new(
                 settings.per_principal_max,
@@ -207,7 +213,7 @@ impl<V: Send + Sync + 'static> SessionRegistry<V> {
                 capacity: Capacity::new(builder.max_sessions),
                 index: SessionIndex::with_capacity(builder.max_sessions),
                 fifo: CreationOrder::new(
-                    principals.is_some(),
+                    principal_cap_can_evict,
                     builder.on_full == OnFull::EvictIdle,
                 ),
                 on_full: builder.on_full,
@@ -802,7 +808,7 @@ impl<V: Send + Sync + 'static> Inner<V> {
         &'a self,
         principal: Option<&'a [u8]>,
         now: u64,
-    ) -> Result<Option<Pin<'a>>, CreateError> {
+    ) -> Result<Option<Pin<'a, V>>, CreateError> {
         let Some(principals) = &self.principals else {
             return Ok(None);
         };
@@ -822,7 +828,7 @@ impl<V: Send + Sync + 'static> Inner<V> {
 
     fn acquire_principal_permit<'p>(
         &self,
-        pin: Option<&'p Pin<'_>>,
+        pin: Option<&'p Pin<'_, V>>,
         now: u64,
     ) -> Result<PermitGuard<'p>, CreateError> {
         let Some(limiter) = pin.and_then(|pin| pin.record().limiter()) else {
@@ -1134,5 +1140,64 @@ impl<V> fmt::Debug for SessionRegistry<V> {
             .field("max_sessions", &self.inner.capacity.max())
             .field("on_full", &self.inner.on_full)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(registry: &SessionRegistry<u32>, principal: &[u8]) -> usize {
+        let principals = registry.inner.principals.as_ref().expect("quotas on");
+        principals.members_listed(Some(principal))
+    }
+
+    /// A principal's creation-order list holds its open sessions only:
+    /// churn behind one long-lived session leaves nothing behind
+    /// (DESIGN.md invariant 5), and at its cap the principal's oldest goes.
+    #[test]
+    fn principal_order_holds_only_open_sessions_and_evicts_the_oldest() {
+        let registry = SessionRegistry::<u32>::builder()
+            .max_sessions(100)
+            .max_sessions_per_principal(3)
+            .build()
+            .unwrap();
+        let long_lived = registry.create_bound(b"a", 0).unwrap();
+        for n in 1..=1_000 {
+            let s = registry.create_bound(b"a", n).unwrap();
+            assert_eq!(listed(&registry, b"a"), 2);
+            registry.close(&s.id()).unwrap();
+            assert_eq!(listed(&registry, b"a"), 1);
+        }
+        // At the cap: b1, b2, b3 open; b4 evicts b1, b5 evicts b2.
+        let b: Vec<_> = (1..=3)
+            .map(|n| registry.create_bound(b"b", n).unwrap())
+            .collect();
+        while registry.pop_closed().is_some() {}
+        let b4 = registry.create_bound(b"b", 4).unwrap();
+        assert_eq!(registry.pop_closed().unwrap().session.id(), b[0].id());
+        let _b5 = registry.create_bound(b"b", 5).unwrap();
+        assert_eq!(registry.pop_closed().unwrap().session.id(), b[1].id());
+        assert_eq!(listed(&registry, b"b"), 3);
+        assert!(registry.get(&b[2].id(), Some(b"b")).is_ok());
+        assert!(registry.get(&b4.id(), Some(b"b")).is_ok());
+        assert!(registry.get(&long_lived.id(), Some(b"a")).is_ok());
+        // The last close forgets the principal, list and all.
+        registry.close(&long_lived.id()).unwrap();
+        assert_eq!(listed(&registry, b"a"), 0);
+    }
+
+    /// Under `Reject` (no eviction at a cap) no list is kept.
+    #[test]
+    fn no_principal_order_under_reject() {
+        let registry = SessionRegistry::<u32>::builder()
+            .max_sessions(100)
+            .max_sessions_per_principal(3)
+            .on_full(OnFull::Reject)
+            .build()
+            .unwrap();
+        let _s = registry.create_bound(b"a", 1).unwrap();
+        assert_eq!(listed(&registry, b"a"), 0);
+        assert_eq!(registry.principal_sessions(Some(b"a")), 1);
     }
 }

@@ -9,8 +9,17 @@
 //! middle; `TreeIndex` removes by key, keeps keys ordered so the oldest is
 //! its first entry, reads without locks, and shares its epoch-based
 //! reclamation (`sdd`) with the hash index, so one guard covers both.
+//!
+//! Each principal's own FIFO order (for evicting its oldest session at its
+//! cap) is not a tree: it lives in the principal's record, a short
+//! sequence-sorted list behind that principal's own lock (see
+//! [`PrincipalMembers`]). A principal holds at most its cap of sessions, so
+//! pushes and removals there are O(cap) at worst and O(1) in the common
+//! case, and principals never contend with each other; a second tree
+//! shared by every principal cost a create at capacity about a fifth more.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use scc::{Guard, HashIndex, TreeIndex};
 
@@ -89,13 +98,22 @@ impl<V> Index<Arc<Entry<V>>> for SessionIndex<V> {
     }
 }
 
-/// (principal record's order key, creation sequence) → entry.
-type PrincipalOrder<V> = TreeIndex<(u64, u64), Arc<Entry<V>>>;
+/// One principal's sessions in creation order: `(creation sequence,
+/// entry)`, sorted by sequence, kept in its
+/// [`PrincipalRecord`](super::principals::PrincipalRecord). The entries are
+/// weak (an entry holds its record: strong ones would form a cycle); every
+/// entry pushed is removed again by its close, like the FIFO's.
+pub(crate) type PrincipalMembers<V> = Mutex<VecDeque<(u64, Weak<Entry<V>>)>>;
 
-/// creation sequence → entry: the FIFO order; with per-principal caps also
-/// (principal record, creation sequence) → entry, each principal's own
-/// FIFO order (a range of one tree, so a principal costs no tree of its
-/// own).
+/// Locks a principal's members. Nothing panics while the lock is held, but
+/// a poisoned lock would still hold a consistent list: take it over.
+fn lock<V>(members: &PrincipalMembers<V>) -> MutexGuard<'_, VecDeque<(u64, Weak<Entry<V>>)>> {
+    members.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// creation sequence → entry: the FIFO order; with per-principal caps that
+/// can be reached under an evicting policy also each principal's own FIFO
+/// order (in its record: [`PrincipalMembers`]).
 ///
 /// Under `EvictIdle` also the probation FIFO: creation sequence → entry for
 /// sessions not yet seen promoted. A lookup that promotes a session only
@@ -106,18 +124,19 @@ type PrincipalOrder<V> = TreeIndex<(u64, u64), Arc<Entry<V>>>;
 /// make up most of a busy registry.
 pub(crate) struct CreationOrder<V> {
     all: TreeIndex<u64, Arc<Entry<V>>>,
-    by_principal: Option<PrincipalOrder<V>>,
+    /// Keep each principal's order in its record.
+    by_principal: bool,
     probation: Option<TreeIndex<u64, Arc<Entry<V>>>>,
 }
 
 impl<V> CreationOrder<V> {
     /// `per_principal`: keep each principal's order too (needed when a
-    /// principal cap can be reached under `EvictOldest`).
+    /// principal cap can be reached under an evicting policy).
     /// `probation`: keep the probation FIFO (`EvictIdle`).
     pub(crate) fn new(per_principal: bool, probation: bool) -> Self {
         Self {
             all: TreeIndex::new(),
-            by_principal: per_principal.then(TreeIndex::new),
+            by_principal: per_principal,
             probation: probation.then(TreeIndex::new),
         }
     }
@@ -132,11 +151,18 @@ impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
     fn push(&self, entry: &Arc<Entry<V>>) {
         let inserted = self.all.insert_sync(entry.seq, entry.clone()).is_ok();
         debug_assert!(inserted, "creation sequence numbers are unique");
-        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
-            let inserted = tree
-                .insert_sync((record.order, entry.seq), entry.clone())
-                .is_ok();
-            debug_assert!(inserted, "creation sequence numbers are unique");
+        if self.by_principal
+            && let Some(record) = &entry.record
+        {
+            let member = Arc::downgrade(entry);
+            let mut members = lock(&record.members);
+            // Concurrent creates of one principal may push out of sequence
+            // order: the place from the back (almost always the end).
+            let at = members
+                .iter()
+                .rposition(|&(seq, _)| seq < entry.seq)
+                .map_or(0, |before| before + 1);
+            members.insert(at, (entry.seq, member));
         }
         if let Some(probation) = &self.probation {
             let inserted = probation.insert_sync(entry.seq, entry.clone()).is_ok();
@@ -149,8 +175,15 @@ impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
         if let Some(probation) = &self.probation {
             probation.remove_sync(&entry.seq);
         }
-        if let (Some(tree), Some(record)) = (&self.by_principal, &entry.record) {
-            tree.remove_sync(&(record.order, entry.seq));
+        if self.by_principal
+            && let Some(record) = &entry.record
+        {
+            let mut members = lock(&record.members);
+            if let Ok(at) = members.binary_search_by_key(&entry.seq, |&(seq, _)| seq) {
+                let removed = members.remove(at);
+                drop(members);
+                drop(removed); // the weak count's release, after the lock
+            }
         }
     }
 
@@ -186,13 +219,15 @@ impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
         of: &Arc<Entry<V>>,
         mut claim: impl FnMut(&Arc<Entry<V>>) -> bool,
     ) -> Option<Arc<Entry<V>>> {
-        let (Some(tree), Some(record)) = (&self.by_principal, &of.record) else {
-            return None;
-        };
-        let guard = Guard::new();
-        tree.range((record.order, 0)..=(record.order, u64::MAX), &guard)
-            .map(|(_, entry)| entry)
+        let record = of.record.as_ref().filter(|_| self.by_principal)?;
+        let members = lock(&record.members);
+        // `claim` is a state CAS: it never re-enters the order, so the lock
+        // is held only for this scan of at most the principal's cap (plus
+        // creates in flight). An entry dropped meanwhile (it cannot be while
+        // still listed, but the list is weak) is skipped.
+        members
+            .iter()
+            .filter_map(|(_, member)| member.upgrade())
             .find(|entry| claim(entry))
-            .cloned()
     }
 }
