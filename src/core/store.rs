@@ -179,7 +179,14 @@ impl<V> Fifo<Arc<Entry<V>>> for CreationOrder<V> {
             && let Some(record) = &entry.record
         {
             let mut members = lock(&record.members);
-            if let Ok(at) = members.binary_search_by_key(&entry.seq, |&(seq, _)| seq) {
+            // Evictions take the oldest: its place is usually the front.
+            let at = match members.front() {
+                Some(&(seq, _)) if seq == entry.seq => Some(0),
+                _ => members
+                    .binary_search_by_key(&entry.seq, |&(seq, _)| seq)
+                    .ok(),
+            };
+            if let Some(at) = at {
                 let removed = members.remove(at);
                 drop(members);
                 drop(removed); // the weak count's release, after the lock
