@@ -246,3 +246,21 @@ fn stats_json_has_every_stats_field() {
         );
     }
 }
+
+/// `/stats`'s `closed_by_reason` has every close reason (it once missed
+/// `redeemed`, counted but never shown).
+#[test]
+fn stats_json_has_every_close_reason() {
+    let closes = mcp_session_core::integrations::rmcp::ClosesByReason::default();
+    let refusals = mcp_session_core::integrations::rmcp::Refusals::default();
+    let stats = mcp_session_core::Stats::default();
+    let json = rmcp_support::app::full_stats_json(&stats, &closes, &refusals);
+    let by_reason = json["closed_by_reason"].as_object().expect("a JSON object");
+    for (reason, _) in closes.iter() {
+        assert!(
+            by_reason.contains_key(&reason.to_string()),
+            "{reason} is missing from closed_by_reason"
+        );
+    }
+    assert!(by_reason.contains_key("redeemed"));
+}

@@ -48,6 +48,6 @@ async fn sigterm_drains_and_closes_sessions_with_reason_shutdown() {
         .expect("the server stops")
         .unwrap()
         .unwrap();
-    assert_eq!(closes.get(CloseReason::Shutdown), 2);
-    assert_eq!(closes.get(CloseReason::Closed), 0);
+    assert_eq!(closes.snapshot().get(CloseReason::Shutdown), 2);
+    assert_eq!(closes.snapshot().get(CloseReason::Closed), 0);
 }

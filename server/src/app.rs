@@ -22,9 +22,10 @@ use clap::{Parser, ValueEnum};
 use mcp_session_core::integrations::redis::RedisRegistry;
 use mcp_session_core::integrations::redis::rmcp::RedisSessionManager;
 use mcp_session_core::integrations::rmcp::{
-    Refusals, RegistrySessionManager, RequestStateGuard, request_principal,
+    CloseCounter, ClosesByReason, Refusals, RegistrySessionManager, RequestStateGuard,
+    request_principal,
 };
-use mcp_session_core::{CloseReason, OnFull, SessionId, SessionRegistry, Stats};
+use mcp_session_core::{OnFull, SessionId, SessionRegistry, Stats};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{
     ErrorData, Implementation, ListResourcesResult, PaginatedRequestParams,
@@ -538,52 +539,19 @@ impl ServerHandler for DemoServer {
     }
 }
 
-/// Sessions closed per reason, counted by the manager's close callback.
-#[derive(Debug, Default)]
-pub struct Closes {
-    counts: [AtomicU64; 7],
-}
-
-impl Closes {
-    const REASONS: [CloseReason; 6] = [
-        CloseReason::Closed,
-        CloseReason::Evicted,
-        CloseReason::IdleTimeout,
-        CloseReason::MaxLifetime,
-        CloseReason::InitTimeout,
-        CloseReason::Shutdown,
-    ];
-
-    fn slot(reason: CloseReason) -> usize {
-        Self::REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(Self::REASONS.len())
-    }
-
-    fn count(&self, reason: CloseReason) {
-        self.counts[Self::slot(reason)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// How many sessions closed with `reason`.
-    pub fn get(&self, reason: CloseReason) -> u64 {
-        self.counts[Self::slot(reason)].load(Ordering::Relaxed)
-    }
-
-    fn json(&self) -> serde_json::Value {
-        Self::REASONS
-            .iter()
-            .map(|reason| (reason.to_string(), self.get(*reason).into()))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
-    }
-}
-
 /// The registry's stats, closes per reason and refused creations, as the
 /// in-memory server's `/stats` JSON.
-pub fn full_stats_json(stats: &Stats, closes: &Closes, refusals: &Refusals) -> serde_json::Value {
+pub fn full_stats_json(
+    stats: &Stats,
+    closes: &ClosesByReason,
+    refusals: &Refusals,
+) -> serde_json::Value {
     let mut json = stats_json(stats);
-    json["closed_by_reason"] = closes.json();
+    json["closed_by_reason"] = closes
+        .iter()
+        .map(|(reason, count)| (reason.to_string(), count.into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     json["refused"] = serde_json::json!({
         "rate_limited": refusals.rate_limited,
         "at_capacity": refusals.at_capacity,
@@ -623,11 +591,11 @@ pub struct Server<M = RegistrySessionManager> {
     pub stats_addr: SocketAddr,
     /// Its session manager (and through it the registry).
     pub manager: Arc<M>,
-    /// Sessions closed per reason (in-memory mode).
-    pub closes: Arc<Closes>,
-    listener: TcpListener,
-    router: Router,
-    admin: Option<(TcpListener, Router)>,
+    /// Sessions closed per reason (in-memory mode), counted by the
+    /// registry's close callback: still readable once the manager is gone,
+    /// so the closes of the shutdown itself are in it.
+    pub closes: Arc<CloseCounter>,
+    listeners: Listeners,
     shutdown: CancellationToken,
     /// Cancelled once the shutdown begins: ends rmcp's sessions and streams.
     rmcp_stop: CancellationToken,
@@ -636,23 +604,50 @@ pub struct Server<M = RegistrySessionManager> {
 }
 
 /// The public listener and router, and the admin ones with `--admin-port`.
-type Listeners = (TcpListener, Router, Option<(TcpListener, Router)>);
+struct Listeners {
+    /// The public listener's address.
+    addr: SocketAddr,
+    /// Where `/stats` and `/metrics` are served.
+    stats_addr: SocketAddr,
+    listener: TcpListener,
+    router: Router,
+    admin: Option<(TcpListener, Router)>,
+}
 
-/// Binds the public listener and, with `--admin-port`, the admin one;
-/// `/stats` goes to the admin router if there is one.
+/// The routes both modes share, bound: `mcp` (`/mcp` behind the session
+/// layer) behind the bearer tokens, its responses counted by status (the
+/// authentication's 401s and 400s included), on `args.host`:`args.port`;
+/// `/stats` and `/metrics` beside it, or on the admin listener with
+/// `--admin-port`.
 async fn listeners(
     args: &Args,
     mcp: Router,
     stats: Router,
+    metrics: metrics::Metrics,
+    tokens: Option<Arc<auth::BearerTokens>>,
 ) -> Result<Listeners, Box<dyn Error + Send + Sync>> {
+    let stats = stats.merge(metrics.route);
+    let mcp = authenticated(mcp, tokens).layer(metrics.responses.layer());
     let listener = TcpListener::bind((args.host, args.port)).await?;
-    match args.admin_port {
+    let addr = listener.local_addr()?;
+    let (router, admin) = match args.admin_port {
         Some(port) => {
             let admin = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
-            Ok((listener, mcp, Some((admin, stats))))
+            (mcp, Some((admin, stats)))
         }
-        None => Ok((listener, mcp.merge(stats), None)),
-    }
+        None => (mcp.merge(stats), None),
+    };
+    let stats_addr = match &admin {
+        Some((admin, _)) => admin.local_addr()?,
+        None => addr,
+    };
+    Ok(Listeners {
+        addr,
+        stats_addr,
+        listener,
+        router,
+        admin,
+    })
 }
 
 /// Builds the registry, the manager, rmcp's service behind the session
@@ -661,7 +656,7 @@ async fn listeners(
 pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     let allowed_hosts = allowed_hosts(args)?;
     let tokens = bearer_tokens(args)?;
-    let closes = Arc::new(Closes::default());
+    let closes = Arc::new(CloseCounter::default());
     let mut registry = SessionRegistry::builder()
         .max_sessions(args.max_sessions)
         .on_full(match args.on_full {
@@ -731,42 +726,27 @@ pub async fn bind(args: &Args) -> Result<Server, Box<dyn Error + Send + Sync>> {
     // sessions) alive through a shutdown.
     let stats_manager = Arc::downgrade(&manager);
     let stopping_manager = Arc::downgrade(&manager);
-    let stats_closes = closes.clone();
     let stats = Router::new().route(
         "/stats",
         get(move || {
             let json = stats_manager.upgrade().map(|manager| {
                 let stats = manager.registry().stats();
-                let mut json = full_stats_json(&stats, &stats_closes, &manager.refusals());
+                let mut json =
+                    full_stats_json(&stats, &manager.closes_by_reason(), &manager.refusals());
                 json["handles"] = stats_json(&handles.registry().stats());
                 json
             });
             async move { Json(json) }
         }),
     );
-    // `/metrics` beside `/stats`; responses of `/mcp` counted by status
-    // (the authentication's 401s and 400s included).
-    let metrics = metrics::metrics(&manager);
-    let stats = stats.merge(metrics.route);
-    let mcp = authenticated(
-        Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
-        tokens,
-    )
-    .layer(metrics.responses.layer());
-    let (listener, router, admin) = listeners(args, mcp, stats).await?;
-    let addr = listener.local_addr()?;
-    let stats_addr = match &admin {
-        Some((admin, _)) => admin.local_addr()?,
-        None => addr,
-    };
+    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
+    let listeners = listeners(args, mcp, stats, metrics::metrics(&manager), tokens).await?;
     Ok(Server {
-        addr,
-        stats_addr,
+        addr: listeners.addr,
+        stats_addr: listeners.stats_addr,
         manager,
         closes,
-        listener,
-        router,
-        admin,
+        listeners,
         shutdown,
         rmcp_stop,
         on_stop: Box::new(move || {
@@ -914,27 +894,15 @@ pub async fn bind_redis(
             }
         }),
     );
+    let mcp = Router::new().nest_service("/mcp", manager.layer().layer(mcp));
     let metrics = metrics::fleet_metrics(registry_for_metrics);
-    let stats = stats.merge(metrics.route);
-    let mcp = authenticated(
-        Router::new().nest_service("/mcp", manager.layer().layer(mcp)),
-        tokens,
-    )
-    .layer(metrics.responses.layer());
-    let (listener, router, admin) = listeners(args, mcp, stats).await?;
-    let addr = listener.local_addr()?;
-    let stats_addr = match &admin {
-        Some((admin, _)) => admin.local_addr()?,
-        None => addr,
-    };
+    let listeners = listeners(args, mcp, stats, metrics, tokens).await?;
     Ok(Server {
-        addr,
-        stats_addr,
+        addr: listeners.addr,
+        stats_addr: listeners.stats_addr,
         manager,
-        closes: Arc::new(Closes::default()),
-        listener,
-        router,
-        admin,
+        closes: Arc::new(CloseCounter::default()),
+        listeners,
         shutdown,
         rmcp_stop,
         // Fleet mode: rmcp's tasks ending close nothing in Redis anyway.
@@ -966,9 +934,13 @@ impl<M: Send + Sync + 'static> Server<M> {
     pub async fn run(self) -> std::io::Result<()> {
         let Server {
             manager,
-            listener,
-            router,
-            admin,
+            listeners:
+                Listeners {
+                    listener,
+                    router,
+                    admin,
+                    ..
+                },
             shutdown,
             rmcp_stop,
             on_stop,

@@ -102,7 +102,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let closes = server.closes.clone();
     server.run().await?;
     tracing::info!(
-        sessions_closed = closes.get(mcp_session_core::CloseReason::Shutdown),
+        sessions_closed = closes
+            .snapshot()
+            .get(mcp_session_core::CloseReason::Shutdown),
         "stopped"
     );
     Ok(())

@@ -27,7 +27,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub stats_addr: SocketAddr,
     pub manager: Arc<RegistrySessionManager>,
-    pub closes: Arc<app::Closes>,
+    pub closes: Arc<mcp_session_core::integrations::rmcp::CloseCounter>,
     shutdown: CancellationToken,
 }
 

@@ -30,20 +30,43 @@ const fn index(reason: CloseReason) -> usize {
     }
 }
 
-/// Live counters, one per reason (wait-free: one relaxed `fetch_add`).
+/// Live counters of closed sessions, one per [`CloseReason`] (wait-free:
+/// one relaxed `fetch_add` per close). The manager keeps one; a host that
+/// must read the counts after the manager is gone (e.g. the sessions a
+/// shutdown closed) keeps its own and feeds it from the registry's
+/// `on_close` callback.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use mcp_session_core::{CloseReason, SessionRegistry};
+/// use mcp_session_core::integrations::rmcp::CloseCounter;
+///
+/// let closes = Arc::new(CloseCounter::default());
+/// let counted = closes.clone();
+/// let registry = SessionRegistry::<u32>::builder()
+///     .on_close(move |closed| counted.count(closed.reason))
+///     .build()
+///     .unwrap();
+/// let session = registry.create(1).unwrap();
+/// registry.close(&session.id());
+/// drop(registry);
+/// assert_eq!(closes.snapshot().get(CloseReason::Closed), 1);
+/// ```
 #[derive(Debug, Default)]
-pub(crate) struct CloseCounter {
+pub struct CloseCounter {
     counts: [AtomicU64; REASONS.len()],
 }
 
 impl CloseCounter {
     /// Counts one session closed with `reason`.
-    pub(crate) fn count(&self, reason: CloseReason) {
+    pub fn count(&self, reason: CloseReason) {
         self.counts[index(reason)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counts now.
-    pub(crate) fn snapshot(&self) -> ClosesByReason {
+    pub fn snapshot(&self) -> ClosesByReason {
         ClosesByReason {
             counts: std::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed)),
         }

@@ -111,7 +111,7 @@ pub use builder::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_INIT_TIMEOUT, DEFAULT_REAPER_INTERVAL,
     RegistrySessionManagerBuilder,
 };
-pub use closes::ClosesByReason;
+pub use closes::{CloseCounter, ClosesByReason};
 pub use error::{BuildError, ManagerError};
 pub use fingerprint::Fingerprint;
 pub use layer::{LayerBody, MCP_SESSION_ID, SessionLayer, SessionService};
