@@ -12,6 +12,10 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' not found: $2" >&2; exit 1; }
 }
 
+# One build per run: cargo's incremental caches would double the debug
+# target's size on disk for no gain (see [profile.dev] in Cargo.toml).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step "tools (scripts/install-tools.sh: installs what is missing)"
 scripts/install-tools.sh
 
