@@ -205,8 +205,9 @@ typedef enum msc_on_full {
 } msc_on_full;
 
 /**
- * A counter or gauge for `msc_registry_stat`. Stable numbers, only ever
- * appended; the first nine are `msc_stats`'s fields.
+ * A counter or gauge for `msc_registry_stat` (and, for the keys fleet mode
+ * keeps, `msc_fleet_stat`). Stable numbers, only ever appended; the first
+ * nine are `msc_stats`'s fields.
  *
  */
 typedef enum msc_stat {
@@ -290,7 +291,7 @@ typedef struct msc_fleet msc_fleet;
  * `msc_fleet_options`. Needs the `redis` feature.
  *
  * Every instance of a fleet must use the same settings (prefix, secret,
- * capacity, policy, timeouts, rate limit).
+ * capacity, policy, timeouts, rate limits, per-principal caps).
  */
 typedef struct msc_fleet_options msc_fleet_options;
 
@@ -380,7 +381,7 @@ typedef struct msc_fleet_event {
 
 /**
  * The fleet's counters, as Redis holds them (`msc_fleet_stats`). This
- * layout is frozen: counters added later get functions of their own.
+ * layout is frozen: counters added later are read with `msc_fleet_stat`.
  */
 typedef struct msc_fleet_counters {
     /**
@@ -693,6 +694,44 @@ enum msc_status msc_fleet_stats(struct msc_fleet *fleet,
                                 uint64_t *out_retry_after_ms);
 
 /**
+ * Stores one fleet counter, `stat` (an `msc_stat` value, passed as an
+ * integer so that any value is defined here), in `*out`: the keyed way
+ * to read the counters the frozen `msc_fleet_counters` has no field for
+ * (`MSC_STAT_REJECTED_PRINCIPAL_FULL`, `MSC_STAT_RATE_LIMITED_PRINCIPAL`,
+ * and every counter added later). One round trip, like `msc_fleet_stats`
+ * (and like it, it first removes a bounded batch of expired sessions, so
+ * `MSC_STAT_LIVE` is exact); two calls read two snapshots.
+ *
+ * The keys mean what they mean for `msc_registry_stat`, across the
+ * fleet: `MSC_STAT_LIVE`, `_MAX_SESSIONS`, `_CREATED`, `_CLOSED`,
+ * `_EVICTED` (globally and per principal), `_EXPIRED` (idle timeout + max
+ * lifetime + init deadline), `_REJECTED_FULL`, `_RATE_LIMITED`,
+ * `_REJECTED_PRINCIPAL_FULL`, `_RATE_LIMITED_PRINCIPAL` and `_REDEEMED`.
+ * The fleet does not keep `MSC_STAT_EVENTS_DROPPED` (it drops no event:
+ * lost ones are a gap, `msc_fleet_counters.events_gaps`) or
+ * `MSC_STAT_PRINCIPALS_TRACKED` (its per-principal state is Redis keys
+ * that expire by themselves): those, and values this library does not
+ * know (a host built against a newer header), are `MSC_ERR_NOT_FOUND`,
+ * answered without a round trip.
+ *
+ * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out` is NULL;
+ * `MSC_ERR_NOT_FOUND` as above; `MSC_ERR_STORE_UNAVAILABLE` (then
+ * `*out_retry_after_ms`, if not NULL, gets the wait in ms). `*out` is
+ * written only on `MSC_OK`.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `fleet` is NULL or live; `out` and `out_retry_after_ms` are NULL or
+ * writable.
+ */
+enum msc_status msc_fleet_stat(struct msc_fleet *fleet,
+                               uint32_t stat,
+                               uint64_t *out,
+                               uint64_t *out_retry_after_ms);
+
+/**
  * Removes every expired session in the fleet now (each closes with its
  * expiry reason; its event reaches every handle), in bounded batches, and
  * stores how many in `*out_count` if not NULL. The reaper does this on an
@@ -718,9 +757,10 @@ enum msc_status msc_fleet_purge_expired(struct msc_fleet *fleet,
  * `"mcp-sessions"` (keys `{mcp-sessions}:*`), no secret (then the
  * environment variable `MCP_SESSION_CORE_REDIS_SECRET` is read at
  * connect), 10,000 sessions, evict the oldest, no idle timeout or max
- * lifetime, an init deadline of 30,000 ms, no rate limit, a call timeout
- * of 1,000 ms, a close-event stream of about 100,000 entries, no `WAIT`,
- * Redis's `maxmemory-policy` checked, a reaper every 1,000 ms.
+ * lifetime, an init deadline of 30,000 ms, no rate limit, no
+ * per-principal cap or rate limit, a call timeout of 1,000 ms, a
+ * close-event stream of about 100,000 entries, no `WAIT`, Redis's
+ * `maxmemory-policy` checked, a reaper every 1,000 ms.
  *
  * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `out` is NULL.
  *
@@ -967,28 +1007,100 @@ enum msc_status msc_fleet_options_set_reaper_interval_ms(struct msc_fleet_option
                                                          uint64_t interval_ms);
 
 /**
+ * Sets the most sessions one principal may hold open at once across the
+ * fleet (an exact bound, as `max_sessions` is; sessions created without a
+ * principal form the anonymous class, capped by
+ * `msc_fleet_options_set_max_anonymous_sessions`, by default this same
+ * cap). At a principal's cap, evict (`msc_fleet_options_set_on_full` 1)
+ * closes *that principal's* oldest session (reason `MSC_CLOSE_EVICTED`,
+ * its event drained by every handle), whose global slot the new one
+ * takes; reject (0) fails the create with `MSC_ERR_PRINCIPAL_FULL` (HTTP
+ * 429). 0 = no cap (the default). A value over `SIZE_MAX` fails the
+ * connect with `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_max_sessions_per_principal(struct msc_fleet_options *options,
+                                                                 uint64_t max);
+
+/**
+ * Sets the most sessions without a principal open at once across the
+ * fleet (the anonymous class). 0 = the default: the per-principal cap
+ * (`msc_fleet_options_set_max_sessions_per_principal`), or none if that
+ * is unset. A value over `SIZE_MAX` fails the connect with
+ * `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_max_anonymous_sessions(struct msc_fleet_options *options,
+                                                             uint64_t max);
+
+/**
+ * Sets a per-principal creation rate limit across the fleet: each
+ * principal (and the anonymous class) at most `max` creations in any
+ * sliding window of `window_ms` ms, counted in Redis so that every
+ * instance shares it, and checked before the fleet-wide rate limit (a
+ * principal over its own limit spends none of the fleet's budget; only
+ * creates that succeed count). Refusals are
+ * `MSC_ERR_PRINCIPAL_RATE_LIMITED` (HTTP 429, with the wait in
+ * `*out_retry_after_ms`). `max` 0 = off (the default); otherwise 1 to
+ * 1,048,576 with `window_ms` at least 1, or the connect fails with
+ * `MSC_ERR_INVALID_CONFIG`.
+ *
+ * Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+ *
+ * Feature `redis` (see `msc_features`).
+ *
+ * # Safety
+ *
+ * `options` is NULL or live (from `msc_fleet_options_new`).
+ */
+enum msc_status msc_fleet_options_set_rate_limit_per_principal(struct msc_fleet_options *options,
+                                                               uint64_t max,
+                                                               uint64_t window_ms);
+
+/**
  * Creates a session in the fleet, bound to the principal of
  * `principal_len` bytes at `principal` (NULL with length 0 = unbound,
- * found by any caller; non-NULL with length 0 = the empty principal), and
- * writes its id, NUL-terminated, to `out_id` (a buffer of `out_id_len`
- * bytes). One atomic script on Redis: removes a bounded batch of expired
- * sessions, checks the fleet's rate limit, then the exact global bound (at
- * capacity it evicts the globally oldest session, whose close event every
- * handle drains, or, under reject, fails). The session starts pending:
- * confirm it after its `initialize` handshake
- * (`msc_fleet_session_confirm`).
+ * found by any caller, and counted in the anonymous class; non-NULL with
+ * length 0 = the empty principal), and writes its id, NUL-terminated, to
+ * `out_id` (a buffer of `out_id_len` bytes). One atomic script on Redis:
+ * removes a bounded batch of expired sessions, checks the principal's
+ * rate limit (`msc_fleet_options_set_rate_limit_per_principal`), then the
+ * fleet's rate limit, then the principal's cap
+ * (`msc_fleet_options_set_max_sessions_per_principal`; at it, evict closes
+ * that principal's own oldest session, reject fails), then the exact
+ * global bound (at capacity it evicts the globally oldest session or,
+ * under reject, fails). Evicted sessions' close events are drained by
+ * every handle. The session starts pending: confirm it after its
+ * `initialize` handshake (`msc_fleet_session_confirm`).
  *
  * Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out_id` is
  * NULL, or `principal` is NULL with a non-zero length;
  * `MSC_ERR_BUFFER_TOO_SMALL` if `out_id_len < MSC_SESSION_ID_LEN + 1`
- * (checked first); `MSC_ERR_RATE_LIMITED` (HTTP 429);
+ * (checked first); `MSC_ERR_PRINCIPAL_RATE_LIMITED` (HTTP 429);
+ * `MSC_ERR_RATE_LIMITED` (HTTP 429); `MSC_ERR_PRINCIPAL_FULL` (HTTP 429);
  * `MSC_ERR_AT_CAPACITY` (HTTP 503); `MSC_ERR_STORE_UNAVAILABLE` (HTTP
  * 503: Redis unreachable or too slow; a create that may have happened is
  * reclaimed in the background); `MSC_ERR_INTERNAL` without OS randomness.
  * `out_id` is written only on `MSC_OK`; `*out_retry_after_ms` (if not
- * NULL) only with `MSC_ERR_RATE_LIMITED` (the wait until the limiter
- * grants again), `MSC_ERR_AT_CAPACITY` and `MSC_ERR_STORE_UNAVAILABLE`
- * (1000), for a `Retry-After` header (round up to whole seconds).
+ * NULL) only with `MSC_ERR_RATE_LIMITED` and
+ * `MSC_ERR_PRINCIPAL_RATE_LIMITED` (the wait until that limiter grants
+ * again, to the millisecond), `MSC_ERR_PRINCIPAL_FULL`,
+ * `MSC_ERR_AT_CAPACITY` and `MSC_ERR_STORE_UNAVAILABLE` (1000), for a
+ * `Retry-After` header (round up to whole seconds).
  *
  * Feature `redis` (see `msc_features`).
  *

@@ -397,6 +397,8 @@ async fn scripts_touch_only_their_declared_keys() {
     ]
     .iter()
     .map(|k| format!("~{{acl}}:{k}"))
+    // The per-principal rate-limit windows, one key per class.
+    .chain(std::iter::once("~{acl}:prate:*".to_owned()))
     .collect();
     acl.extend(keys.iter().map(String::as_str));
     let _: () = cmd(&mut conn, &acl).await;
@@ -406,6 +408,7 @@ async fn scripts_touch_only_their_declared_keys() {
         .max_sessions(2)
         .idle_timeout(Duration::from_millis(300))
         .rate_limit(100, Duration::from_secs(60))
+        .rate_limit_per_principal(100, Duration::from_secs(60))
         .connect(&url)
         .await
         .unwrap();

@@ -5,6 +5,9 @@
 //! concurrent creates; at its cap `EvictOldest` evicts that principal's own
 //! oldest session (not the globally oldest), `Reject` refuses with
 //! `PrincipalFull` (429); both counters equal the live sessions afterwards.
+//! The per-principal rate limit is exact across instances too, spends none
+//! of the fleet-wide budget when it refuses, counts only creates that
+//! succeed, and leaves no key behind once its window has passed.
 
 mod redis_support;
 
@@ -203,4 +206,178 @@ async fn concurrent_creates_never_exceed_either_bound() {
         assert_eq!(stats.created, stats.live + stats.closed_total());
         assert_eq!(stats.live, live);
     }
+}
+
+fn is_principal_rate_limited(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Create(CreateError::PrincipalRateLimited { .. })
+    )
+}
+
+/// The keys of the per-principal rate-limit windows (`{prefix}:prate:*`).
+async fn window_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}:prate:*"))
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+/// Alice's 3 grants per window are shared by both instances; past them she
+/// gets `PrincipalRateLimited` (429, `Retry-After` within the window) on
+/// either, while Bob and the anonymous class keep their own windows. Her
+/// refusals spend none of the fleet-wide budget (6 per window): after them
+/// Bob still gets 3, and only then does the fleet-wide limit refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_principal_rate_limit_is_shared_by_the_fleet_and_spares_the_global_budget() {
+    let server = RedisServer::start();
+    let (a, b) = two(
+        &server,
+        redis_support::builder()
+            .max_sessions(100)
+            .rate_limit(6, Duration::from_secs(60))
+            .rate_limit_per_principal(3, Duration::from_secs(60)),
+    )
+    .await;
+    a.create(Some(b"alice")).await.unwrap();
+    b.create(Some(b"alice")).await.unwrap();
+    a.create(Some(b"alice")).await.unwrap();
+    for registry in [&a, &b, &a, &b, &a] {
+        let err = registry.create(Some(b"alice")).await.unwrap_err();
+        assert!(is_principal_rate_limited(&err), "{err:?}");
+        assert_eq!(err.http_status(), 429);
+        let secs = err.retry_after_secs().unwrap();
+        assert!((1..=60).contains(&secs), "Retry-After {secs}");
+    }
+    for registry in [&b, &a, &b] {
+        registry.create(Some(b"bob")).await.unwrap();
+    }
+    // The fleet-wide window is now full (3 + 3): the anonymous class's
+    // own window has room, the global one does not.
+    let err = a.create(None).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Create(CreateError::RateLimited { .. })),
+        "{err:?}"
+    );
+    let stats = b.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.created,
+            stats.rate_limited_principal,
+            stats.rate_limited
+        ),
+        (6, 5, 1),
+        "{stats:?}"
+    );
+}
+
+/// Only creates that succeed take a grant: a create refused at the
+/// principal's cap (`Reject`) does not, so after two refusals the
+/// principal still has its second grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_create_takes_no_grant() {
+    let server = RedisServer::start();
+    let (a, b) = two(
+        &server,
+        redis_support::builder()
+            .max_sessions(10)
+            .on_full(OnFull::Reject)
+            .max_sessions_per_principal(1)
+            .rate_limit_per_principal(2, Duration::from_secs(60)),
+    )
+    .await;
+    let first = a.create(Some(b"alice")).await.unwrap().id;
+    for registry in [&a, &b] {
+        let err = registry.create(Some(b"alice")).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Create(CreateError::PrincipalFull { .. })),
+            "{err:?}"
+        );
+    }
+    b.close(&first).await.unwrap();
+    let second = b.create(Some(b"alice")).await.unwrap().id;
+    a.close(&second).await.unwrap();
+    let err = a.create(Some(b"alice")).await.unwrap_err();
+    assert!(is_principal_rate_limited(&err), "{err:?}");
+}
+
+/// The window slides: a grant leaves it `window` after it was given, and a
+/// class whose window is empty holds no key in Redis (it expires), so
+/// principals that stopped creating cost no memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_slides_and_an_idle_principal_holds_no_key() {
+    let server = RedisServer::start();
+    let window = Duration::from_millis(400);
+    let (a, b) = two(
+        &server,
+        redis_support::builder()
+            .prefix("slide")
+            .max_sessions(100)
+            .rate_limit_per_principal(2, window),
+    )
+    .await;
+    let mut c = conn(&server).await;
+    a.create(Some(b"alice")).await.unwrap();
+    b.create(Some(b"alice")).await.unwrap();
+    a.create(None).await.unwrap();
+    let err = b.create(Some(b"alice")).await.unwrap_err();
+    assert!(is_principal_rate_limited(&err), "{err:?}");
+    let mut keys = window_keys(&mut c, "slide").await;
+    keys.sort();
+    assert_eq!(keys.len(), 2, "alice's and the anonymous class's: {keys:?}");
+    assert_eq!(keys[0], "{slide}:prate:a");
+    assert!(keys[1].starts_with("{slide}:prate:p") && keys[1].len() == 15 + 64);
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert!(
+        window_keys(&mut c, "slide").await.is_empty(),
+        "windows with no grant left expire"
+    );
+    a.create(Some(b"alice")).await.unwrap();
+    b.create(Some(b"alice")).await.unwrap();
+    let err = a.create(Some(b"alice")).await.unwrap_err();
+    assert!(is_principal_rate_limited(&err), "{err:?}");
+}
+
+/// Exact under concurrency: 8 creators on two instances race for one
+/// principal's 5 grants (and the anonymous class's 5): exactly 5 of each
+/// succeed, every other create is refused with `PrincipalRateLimited`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_get_exactly_the_principals_grants() {
+    let server = RedisServer::start();
+    let (a, b) = two(
+        &server,
+        redis_support::builder()
+            .max_sessions(1000)
+            .rate_limit_per_principal(5, Duration::from_secs(60)),
+    )
+    .await;
+    let mut creators = Vec::new();
+    for t in 0..8u64 {
+        let registry = if t % 2 == 0 { a.clone() } else { b.clone() };
+        creators.push(tokio::spawn(async move {
+            let (mut granted, mut refused) = ([0u64; 2], 0u64);
+            for i in 0..20u64 {
+                let anonymous = (t + i) % 2 == 0;
+                let principal = (!anonymous).then_some(&b"alice"[..]);
+                match registry.create(principal).await {
+                    Ok(_) => granted[usize::from(anonymous)] += 1,
+                    Err(err) if is_principal_rate_limited(&err) => refused += 1,
+                    Err(err) => panic!("{err:?}"),
+                }
+            }
+            (granted, refused)
+        }));
+    }
+    let (mut granted, mut refused) = ([0u64; 2], 0u64);
+    for c in creators {
+        let (g, r) = c.await.unwrap();
+        granted[0] += g[0];
+        granted[1] += g[1];
+        refused += r;
+    }
+    assert_eq!(granted, [5, 5], "alice's and the anonymous class's grants");
+    assert_eq!(refused, 160 - 10);
+    let stats = a.stats().await.unwrap();
+    assert_eq!((stats.live, stats.rate_limited_principal), (10, 150));
 }

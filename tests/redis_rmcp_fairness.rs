@@ -6,6 +6,9 @@
 //! instance with their state, Mallory holds at most 3, and a monitor
 //! polling the fleet's live count never saw more than 10. The same flood
 //! without the per-principal cap evicts the victims (so the test can fail).
+//! `--rate-limit-per-principal` is one window per principal for the whole
+//! fleet: past it either instance answers 429 with `Retry-After`, and the
+//! other principals are unaffected.
 #![cfg(all(feature = "rmcp", feature = "redis"))]
 
 #[allow(dead_code)] // `Instance::hosts` is for the other fleet tests
@@ -176,13 +179,46 @@ async fn without_the_per_principal_cap_the_flood_evicts_the_victims() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_principal_rate_limit_holds_across_the_fleet() {
+    let redis = RedisServer::start();
+    let tokens = tokens_file();
+    let flags = [
+        "--bearer-tokens",
+        tokens.to_str().unwrap(),
+        "--rate-limit",
+        "off",
+        "--rate-limit-per-principal",
+        "3/60",
+    ];
+    let a = Instance::start(["--redis", &redis.url()], &flags).await;
+    let b = Instance::start(["--redis", &redis.url()], &flags).await;
+    let urls = [a.url(), b.url()];
+    for i in 0..3 {
+        let status = client(&urls[i % 2], MALLORY).initialize().await.status;
+        assert_eq!(status, 200, "Mallory's grant {i}");
+    }
+    for url in &urls {
+        let refused = client(url, MALLORY).initialize().await;
+        assert_eq!(refused.status, 429, "{refused:?}");
+        let wait = refused.retry_after().expect("Retry-After");
+        assert!((59..=61).contains(&wait), "Retry-After {wait}");
+    }
+    for url in &urls {
+        assert_eq!(client(url, ALICE).initialize().await.status, 200);
+    }
+    let stats = b.manager.registry().stats().await.unwrap();
+    assert_eq!(
+        (stats.live, stats.rate_limited_principal, stats.rate_limited),
+        (5, 2, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_mode_refuses_what_it_does_not_have() {
     let redis = RedisServer::start();
     let url = redis.url();
-    for flags in [
-        &["--on-full", "evict-idle"][..],
-        &["--rate-limit-per-principal", "10/60"][..],
-    ] {
+    for flags in [&["--on-full", "evict-idle"][..]] {
         let secret = redis_support::secret_file();
         let argv = [
             "mcp_server",

@@ -68,6 +68,13 @@ function api() {
     ),
     set_allow_evicting_policy: f('int msc_fleet_options_set_allow_evicting_policy(msc_fleet_options *o, uint32_t v)'),
     set_reaper_interval_ms: f('int msc_fleet_options_set_reaper_interval_ms(msc_fleet_options *o, uint64_t v)'),
+    set_max_sessions_per_principal: f(
+      'int msc_fleet_options_set_max_sessions_per_principal(msc_fleet_options *o, uint64_t max)',
+    ),
+    set_max_anonymous_sessions: f('int msc_fleet_options_set_max_anonymous_sessions(msc_fleet_options *o, uint64_t max)'),
+    set_rate_limit_per_principal: f(
+      'int msc_fleet_options_set_rate_limit_per_principal(msc_fleet_options *o, uint64_t max, uint64_t window_ms)',
+    ),
     connect: f(
       'int msc_fleet_connect(const msc_fleet_options *o, const char *url, _Out_ msc_fleet **out, uint8_t *err, size_t err_len)',
     ),
@@ -87,6 +94,7 @@ function api() {
     confirm: f('int msc_fleet_session_confirm(msc_fleet *fleet, const char *id, uint64_t *out_retry_after_ms)'),
     close: f('int msc_fleet_session_close(msc_fleet *fleet, const char *id, uint64_t *out_retry_after_ms)'),
     stats: f('int msc_fleet_stats(msc_fleet *fleet, _Out_ msc_fleet_counters *out, uint64_t *out_retry_after_ms)'),
+    stat: f('int msc_fleet_stat(msc_fleet *fleet, uint32_t stat, uint64_t *out, uint64_t *out_retry_after_ms)'),
     purge: f('int msc_fleet_purge_expired(msc_fleet *fleet, uint64_t *out_count, uint64_t *out_retry_after_ms)'),
     drain: f('size_t msc_fleet_drain_events(msc_fleet *fleet, msc_fleet_event *out, size_t capacity)'),
   };
@@ -139,7 +147,15 @@ const OPTION_KEYS = new Set([
   'waitForReplicas',
   'allowEvictingPolicy',
   'reaperIntervalMs',
+  'maxSessionsPerPrincipal',
+  'maxAnonymousSessions',
+  'rateLimitPerPrincipal',
 ]);
+
+// msc_stat keys read by stats() beyond the frozen msc_fleet_counters.
+const MSC_STAT_REJECTED_PRINCIPAL_FULL = 9;
+const MSC_STAT_RATE_LIMITED_PRINCIPAL = 10;
+const MSC_ERR_NOT_FOUND = 5;
 
 /** Builds C options from `options`; the caller frees them. */
 function buildOptions(fns, options) {
@@ -170,6 +186,8 @@ function buildOptions(fns, options) {
     num('set_call_timeout_ms', 'callTimeoutMs');
     num('set_events_maxlen', 'eventsMaxLen');
     num('set_reaper_interval_ms', 'reaperIntervalMs');
+    num('set_max_sessions_per_principal', 'maxSessionsPerPrincipal');
+    num('set_max_anonymous_sessions', 'maxAnonymousSessions');
     if (options.onFull !== undefined) {
       if (options.onFull !== 'evict' && options.onFull !== 'reject') {
         throw invalid(`onFull must be 'evict' or 'reject', got ${String(options.onFull)}`);
@@ -179,6 +197,18 @@ function buildOptions(fns, options) {
     if (options.rateLimit !== undefined && options.rateLimit !== null) {
       const { max = 0, windowMs = 0 } = options.rateLimit;
       steps.push(() => fns.set_rate_limit(o, nonNegative('rateLimit.max', max), nonNegative('rateLimit.windowMs', windowMs)));
+    }
+    const prl = options.rateLimitPerPrincipal;
+    if (prl !== undefined && prl !== null) {
+      if (typeof prl !== 'object') throw invalid('rateLimitPerPrincipal must be { max, windowMs }');
+      const { max = 0, windowMs = 0 } = prl;
+      steps.push(() =>
+        fns.set_rate_limit_per_principal(
+          o,
+          nonNegative('rateLimitPerPrincipal.max', max),
+          nonNegative('rateLimitPerPrincipal.windowMs', windowMs),
+        ),
+      );
     }
     if (options.waitForReplicas !== undefined && options.waitForReplicas !== null) {
       const { replicas = 0, timeoutMs = 0 } = options.waitForReplicas;
@@ -284,13 +314,16 @@ export class Fleet {
 
   /**
    * Creates a session in the fleet, bound to `principal` (string or bytes)
-   * if given. At capacity the globally oldest session is evicted (every
-   * instance's `drainEvents()` reports it) or, with `onFull: 'reject'`,
-   * this rejects with AT_CAPACITY. The session starts pending: `confirm`
-   * it after the initialize handshake.
+   * if given (none: the anonymous class). At the principal's cap
+   * (`maxSessionsPerPrincipal`) its own oldest session is evicted, at
+   * capacity the globally oldest (every instance's `drainEvents()` reports
+   * either), or, with `onFull: 'reject'`, this rejects with PRINCIPAL_FULL
+   * or AT_CAPACITY. The session starts pending: `confirm` it after the
+   * initialize handshake.
    * @returns {Promise<string>} the new session id
-   * @throws {SessionError} RATE_LIMITED (429), AT_CAPACITY (503),
-   *   STORE_UNAVAILABLE (503), all with `retryAfterMs`
+   * @throws {SessionError} PRINCIPAL_RATE_LIMITED (429), RATE_LIMITED
+   *   (429), PRINCIPAL_FULL (429), AT_CAPACITY (503), STORE_UNAVAILABLE
+   *   (503), all with `retryAfterMs` (exact for the rate limits)
    */
   async create(principal) {
     const [p, plen] = principalArg(principal);
@@ -359,7 +392,12 @@ export class Fleet {
     });
   }
 
-  /** The fleet's counters, as Redis holds them (one round trip). */
+  /**
+   * The fleet's counters, as Redis holds them: three round trips
+   * (`msc_fleet_stats`, then `msc_fleet_stat` for each counter its frozen
+   * struct lacks), so the per-principal counters may be a little newer
+   * than the rest.
+   */
   async stats() {
     return this.#call(async (ptr) => {
       const s = {};
@@ -367,6 +405,15 @@ export class Fleet {
       const status = await this.#api.async.stats(ptr, s, retry);
       if (status !== 0) throw fleetError(status, retry[0]);
       const n = (v) => Number(v);
+      const keyed = async (key) => {
+        const v = new BigUint64Array(1);
+        const st = await this.#api.async.stat(ptr, key, v, retry);
+        if (st === MSC_ERR_NOT_FOUND) return 0; // a library older than this counter
+        if (st !== 0) throw fleetError(st, retry[0]);
+        return n(v[0]);
+      };
+      const rejectedPrincipalFull = await keyed(MSC_STAT_REJECTED_PRINCIPAL_FULL);
+      const rateLimitedPrincipal = await keyed(MSC_STAT_RATE_LIMITED_PRINCIPAL);
       return {
         live: n(s.live),
         maxSessions: n(s.max_sessions),
@@ -380,6 +427,8 @@ export class Fleet {
         rejectedFull: n(s.rejected_full),
         rateLimited: n(s.rate_limited),
         eventsGaps: n(s.events_gaps),
+        rejectedPrincipalFull,
+        rateLimitedPrincipal,
       };
     });
   }

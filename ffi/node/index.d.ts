@@ -372,6 +372,22 @@ export interface FleetOptions {
   allowEvictingPolicy?: boolean;
   /** How often the handle removes expired sessions (ms); default 1,000; 0 = off. */
   reaperIntervalMs?: number;
+  /**
+   * The most sessions one principal may hold open at once across the fleet
+   * (exact); 0/absent = no cap. At the cap the principal's own oldest
+   * session is evicted, or with onFull 'reject' `create` rejects with
+   * PRINCIPAL_FULL (429).
+   */
+  maxSessionsPerPrincipal?: number;
+  /** Cap of sessions created without a principal; 0/absent = `maxSessionsPerPrincipal`. */
+  maxAnonymousSessions?: number;
+  /**
+   * Per principal (and the anonymous class), across the fleet: at most
+   * `max` creations per sliding window of `windowMs`, checked before
+   * `rateLimit`; refusals are PRINCIPAL_RATE_LIMITED (429, exact
+   * `retryAfterMs`). `max` at most 1,048,576, `windowMs` at least 1.
+   */
+  rateLimitPerPrincipal?: { max: number; windowMs: number } | null;
 }
 
 /** A fleet event: a session closed anywhere in the fleet, or a gap (events lost). */
@@ -391,6 +407,10 @@ export interface FleetStats {
   rejectedFull: number;
   rateLimited: number;
   eventsGaps: number;
+  /** Creates refused at a principal's (or the anonymous class's) cap (onFull 'reject'). */
+  rejectedPrincipalFull: number;
+  /** Creates refused by the per-principal rate limit. */
+  rateLimitedPrincipal: number;
 }
 
 /**
@@ -406,7 +426,10 @@ export declare class Fleet {
    * @throws {SessionError} INVALID_CONFIG, STORE_UNAVAILABLE
    */
   static connect(url: string | { cluster: string[] }, options?: FleetOptions): Promise<Fleet>;
-  /** @throws {SessionError} RATE_LIMITED, AT_CAPACITY, STORE_UNAVAILABLE (with `retryAfterMs`) */
+  /**
+   * @throws {SessionError} PRINCIPAL_RATE_LIMITED, RATE_LIMITED, PRINCIPAL_FULL,
+   *   AT_CAPACITY, STORE_UNAVAILABLE (with `retryAfterMs`)
+   */
   create(principal?: Principal | null): Promise<string>;
   /** @throws {SessionError} MALFORMED_ID, NOT_FOUND, STORE_UNAVAILABLE */
   get(id: string, principal?: Principal | null): Promise<void>;

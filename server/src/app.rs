@@ -777,6 +777,7 @@ pub fn redis_stats_json(
         "rejected_full": stats.rejected_full,
         "rate_limited": stats.rate_limited,
         "rejected_principal_full": stats.rejected_principal_full,
+        "rate_limited_principal": stats.rate_limited_principal,
         "events_gaps": stats.events_gaps,
     })
 }
@@ -803,20 +804,16 @@ pub async fn bind_redis(
                 );
             }
         });
-    // The per-principal caps are exact across the fleet (create.lua); the
-    // per-principal rate limit is in-process only.
+    // The per-principal caps and rate limit are exact across the fleet
+    // (create.lua).
     if let Some(k) = args.max_sessions_per_principal {
         registry = registry.max_sessions_per_principal(k);
     }
     if let Some(k) = args.max_anonymous_sessions {
         registry = registry.max_anonymous_sessions(k);
     }
-    if args.rate_limit_per_principal.0.is_some() {
-        return Err(
-            "--rate-limit-per-principal is not available in fleet mode (--redis): \
-             use --max-sessions-per-principal and the fleet-wide --rate-limit"
-                .into(),
-        );
+    if let Rate(Some(RateLimit { max, window })) = args.rate_limit_per_principal {
+        registry = registry.rate_limit_per_principal(max, window);
     }
     let limits = [args.idle_timeout, args.max_lifetime, args.init_timeout];
     if let Limit(Some(idle)) = args.idle_timeout {

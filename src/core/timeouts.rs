@@ -69,10 +69,36 @@ impl Timeouts {
     /// The shortest timeout plus the margin: no session created at or after
     /// `now` can expire before `now + horizon`.
     pub(crate) fn horizon_ms(&self) -> u64 {
-        [self.idle_ms, self.lifetime_ms, self.init_ms]
+        // An unset timeout counts as u64::MAX, which saturates to MAX as
+        // "none" does. Written without `flatten().min()`: LLVM compiled
+        // that (inlined into `purge_expired_at`) into a compare of a
+        // `None`'s uninitialised payload ahead of its tag check, harmless
+        // but a valgrind memcheck error in ffi/c/test.sh.
+        let shortest = [self.idle_ms, self.lifetime_ms, self.init_ms]
+            .map(|t| t.unwrap_or(u64::MAX))
             .into_iter()
-            .flatten()
             .min()
-            .map_or(u64::MAX, |t| t.saturating_add(self.margin_ms))
+            .unwrap_or(u64::MAX);
+        shortest.saturating_add(self.margin_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timeouts;
+
+    #[test]
+    fn horizon_is_the_shortest_timeout_plus_the_margin() {
+        let t = |idle_ms, lifetime_ms, init_ms, margin_ms| Timeouts {
+            idle_ms,
+            lifetime_ms,
+            init_ms,
+            margin_ms,
+        };
+        assert_eq!(t(None, None, None, 2).horizon_ms(), u64::MAX);
+        assert_eq!(t(Some(10), None, Some(5), 2).horizon_ms(), 7);
+        assert_eq!(t(None, Some(3), None, 0).horizon_ms(), 3);
+        assert_eq!(t(Some(u64::MAX), None, None, 2).horizon_ms(), u64::MAX);
+        assert_eq!(t(Some(u64::MAX - 1), None, None, 5).horizon_ms(), u64::MAX);
     }
 }

@@ -126,8 +126,9 @@ pub unsafe extern "C" fn msc_options_set_rate_limit_per_principal(
     }
 }
 
-/// A counter or gauge for `msc_registry_stat`. Stable numbers, only ever
-/// appended; the first nine are `msc_stats`'s fields.
+/// A counter or gauge for `msc_registry_stat` (and, for the keys fleet mode
+/// keeps, `msc_fleet_stat`). Stable numbers, only ever appended; the first
+/// nine are `msc_stats`'s fields.
 ///
 /// cbindgen:prefix-with-name=false
 #[repr(C)]
@@ -159,6 +160,29 @@ pub enum msc_stat {
     MSC_STAT_PRINCIPALS_TRACKED = 11,
     /// Sessions taken for single use (`msc_session_take`).
     MSC_STAT_REDEEMED = 12,
+}
+
+impl msc_stat {
+    /// The key numbered `value`, or `None` for a number this library does
+    /// not know.
+    pub(crate) const fn from_u32(value: u32) -> Option<Self> {
+        Some(match value {
+            0 => Self::MSC_STAT_LIVE,
+            1 => Self::MSC_STAT_MAX_SESSIONS,
+            2 => Self::MSC_STAT_CREATED,
+            3 => Self::MSC_STAT_CLOSED,
+            4 => Self::MSC_STAT_EVICTED,
+            5 => Self::MSC_STAT_EXPIRED,
+            6 => Self::MSC_STAT_REJECTED_FULL,
+            7 => Self::MSC_STAT_RATE_LIMITED,
+            8 => Self::MSC_STAT_EVENTS_DROPPED,
+            9 => Self::MSC_STAT_REJECTED_PRINCIPAL_FULL,
+            10 => Self::MSC_STAT_RATE_LIMITED_PRINCIPAL,
+            11 => Self::MSC_STAT_PRINCIPALS_TRACKED,
+            12 => Self::MSC_STAT_REDEEMED,
+            _ => return None,
+        })
+    }
 }
 
 /// Stores one counter, `stat` (an `msc_stat` value, passed as an integer so

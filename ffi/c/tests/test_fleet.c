@@ -10,7 +10,11 @@
  * "instances"); malformed ids and small buffers; reject and rate limit
  * with Retry-After; FIFO eviction and every close reason in the drained
  * events; single-use take, raced by 8 threads on two handles; idle expiry
- * by purge; stats; a frozen Redis (SIGSTOP) answering
+ * by purge; stats; per-principal fairness shared by two handles (a
+ * principal's cap evicting its own oldest or refusing with
+ * MSC_ERR_PRINCIPAL_FULL, the anonymous class, a per-principal rate limit
+ * that spends none of the fleet's budget, other principals unaffected) and
+ * msc_fleet_stat; a frozen Redis (SIGSTOP) answering
  * MSC_ERR_STORE_UNAVAILABLE within the call timeout, and recovery; a dead
  * Redis. Out-parameters are pre-filled with sentinels and checked after
  * failures.
@@ -506,6 +510,214 @@ static void test_take_raced_by_threads_on_two_instances(void) {
     msc_fleet_free(b);
 }
 
+/* ------------------------------------------------------------------ */
+/* per-principal fairness (msc_fleet_options_set_*_principal, msc_fleet_stat) */
+
+/* One keyed counter, or SENTINEL after a failed check. */
+static uint64_t stat_of(msc_fleet *f, msc_stat which) {
+    uint64_t v = SENTINEL;
+    CHECK_ST(msc_fleet_stat(f, (uint32_t)which, &v, NULL), MSC_OK);
+    return v;
+}
+
+static void test_principal_options_and_stat_rules(void) {
+    msc_fleet_options *o = NULL;
+    msc_fleet *f;
+    uint64_t v = SENTINEL, retry = SENTINEL;
+    msc_fleet_counters c;
+    CHECK_ST(msc_fleet_options_set_max_sessions_per_principal(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_fleet_options_set_max_anonymous_sessions(NULL, 1), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(NULL, 1, 1000), MSC_ERR_NULL_ARGUMENT);
+
+    /* Out-of-range per-principal rate limits fail the connect. */
+    o = options("c-prules");
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(o, 5, 0), MSC_OK);
+    expect_connect(o, redis_url, MSC_ERR_INVALID_CONFIG, "");
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(o, (UINT64_C(1) << 20) + 1, 1000), MSC_OK);
+    expect_connect(o, redis_url, MSC_ERR_INVALID_CONFIG, "");
+    /* The largest allowed, and caps, connect. */
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(o, UINT64_C(1) << 20, 1000), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_max_sessions_per_principal(o, 3), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_max_anonymous_sessions(o, 4), MSC_OK);
+    f = connect_with(o);
+    msc_fleet_options_free(o);
+
+    CHECK_ST(msc_fleet_stat(NULL, MSC_STAT_LIVE, &v, NULL), MSC_ERR_NULL_ARGUMENT);
+    CHECK_ST(msc_fleet_stat(f, MSC_STAT_LIVE, NULL, NULL), MSC_ERR_NULL_ARGUMENT);
+    /* Keys the fleet does not keep, and unknown ones: not found, nothing written. */
+    CHECK_ST(msc_fleet_stat(f, MSC_STAT_EVENTS_DROPPED, &v, &retry), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_fleet_stat(f, MSC_STAT_PRINCIPALS_TRACKED, &v, &retry), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_fleet_stat(f, 13, &v, &retry), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_fleet_stat(f, UINT32_MAX, &v, &retry), MSC_ERR_NOT_FOUND);
+    CHECK_U64(v, SENTINEL);
+    CHECK_U64(retry, SENTINEL);
+
+    /* The shared keys agree with msc_fleet_stats. */
+    {
+        char id[ID_BUF];
+        CHECK_ST(msc_fleet_session_create(f, P("alice"), 5, id, sizeof id, NULL), MSC_OK);
+        CHECK_ST(msc_fleet_session_create(f, NULL, 0, id, sizeof id, NULL), MSC_OK);
+        CHECK_ST(msc_fleet_session_close(f, id, NULL), MSC_OK);
+    }
+    CHECK_ST(msc_fleet_stats(f, &c, NULL), MSC_OK);
+    CHECK_U64(stat_of(f, MSC_STAT_LIVE), c.live);
+    CHECK_U64(stat_of(f, MSC_STAT_LIVE), 1);
+    CHECK_U64(stat_of(f, MSC_STAT_MAX_SESSIONS), 10000);
+    CHECK_U64(stat_of(f, MSC_STAT_CREATED), 2);
+    CHECK_U64(stat_of(f, MSC_STAT_CLOSED), 1);
+    CHECK_U64(stat_of(f, MSC_STAT_EVICTED), 0);
+    CHECK_U64(stat_of(f, MSC_STAT_EXPIRED), c.idle_timeout + c.max_lifetime + c.init_timeout);
+    CHECK_U64(stat_of(f, MSC_STAT_REJECTED_FULL), 0);
+    CHECK_U64(stat_of(f, MSC_STAT_RATE_LIMITED), 0);
+    CHECK_U64(stat_of(f, MSC_STAT_REJECTED_PRINCIPAL_FULL), 0);
+    CHECK_U64(stat_of(f, MSC_STAT_RATE_LIMITED_PRINCIPAL), 0);
+    CHECK_U64(stat_of(f, MSC_STAT_REDEEMED), 0);
+    msc_fleet_free(f);
+}
+
+/* Evict: a principal at its cap, across two handles, loses its own oldest
+ * session; other principals and the anonymous class keep theirs. */
+static void test_principal_cap_evicts_own_oldest_across_handles(void) {
+    msc_fleet_options *o = options("c-pcap");
+    msc_fleet *a, *b;
+    char a1[ID_BUF], a2[ID_BUF], a3[ID_BUF], bob[ID_BUF], anon[3][ID_BUF];
+    CHECK_ST(msc_fleet_options_set_max_sessions_per_principal(o, 2), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_reaper_interval_ms(o, 0), MSC_OK);
+    a = connect_with(o);
+    b = connect_with(o);
+    msc_fleet_options_free(o);
+
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, a1, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(b, P("bob"), 3, bob, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, a2, ID_BUF, NULL), MSC_OK);
+    /* Alice's third, on A: her oldest (made on A) goes, whoever hosts it. */
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, a3, ID_BUF, NULL), MSC_OK);
+    CHECK_U64(wait_event(b, a1), MSC_CLOSE_EVICTED);
+    CHECK_U64(wait_event(a, a1), MSC_CLOSE_EVICTED);
+    CHECK_ST(msc_fleet_session_get(b, a1, P("alice"), 5, NULL), MSC_ERR_NOT_FOUND);
+    CHECK_ST(msc_fleet_session_get(a, a2, P("alice"), 5, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_get(b, a3, P("alice"), 5, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_get(a, bob, P("bob"), 3, NULL), MSC_OK);
+
+    /* The anonymous class has the same cap by default. */
+    for (int i = 0; i < 3; i++)
+        CHECK_ST(msc_fleet_session_create(i % 2 ? a : b, NULL, 0, anon[i], ID_BUF, NULL), MSC_OK);
+    CHECK_U64(wait_event(a, anon[0]), MSC_CLOSE_EVICTED);
+    CHECK_ST(msc_fleet_session_get(a, anon[1], NULL, 0, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_get(b, anon[2], NULL, 0, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_get(b, a2, P("alice"), 5, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_get(b, bob, P("bob"), 3, NULL), MSC_OK);
+
+    CHECK_U64(stat_of(a, MSC_STAT_LIVE), 5); /* alice 2, bob 1, anonymous 2 */
+    CHECK_U64(stat_of(b, MSC_STAT_EVICTED), 2);
+    CHECK_U64(stat_of(a, MSC_STAT_CREATED), 7);
+    CHECK_U64(stat_of(b, MSC_STAT_REJECTED_PRINCIPAL_FULL), 0);
+    msc_fleet_free(a);
+    msc_fleet_free(b);
+}
+
+/* Reject: a principal at its cap is refused on every handle, with a
+ * Retry-After; others are not; a close makes room again. */
+static void test_principal_cap_rejects_across_handles(void) {
+    msc_fleet_options *o = options("c-pcap-reject");
+    msc_fleet *a, *b;
+    char alice[ID_BUF], id[ID_BUF];
+    uint64_t retry = SENTINEL;
+    CHECK_ST(msc_fleet_options_set_on_full(o, MSC_ON_FULL_REJECT), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_max_sessions(o, 10), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_max_sessions_per_principal(o, 1), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_max_anonymous_sessions(o, 2), MSC_OK);
+    a = connect_with(o);
+    b = connect_with(o);
+    msc_fleet_options_free(o);
+
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, alice, ID_BUF, &retry), MSC_OK);
+    CHECK_U64(retry, SENTINEL);
+    memset(id, 'x', sizeof id);
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, &retry), MSC_ERR_PRINCIPAL_FULL);
+    CHECK(id[0] == 'x');
+    CHECK_U64(retry, 1000);
+    CHECK_STR(msc_status_str(MSC_ERR_PRINCIPAL_FULL), "this principal's session limit reached");
+    /* Bob, and the anonymous class up to its own cap of 2, are not refused. */
+    CHECK_ST(msc_fleet_session_create(b, P("bob"), 3, id, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(a, NULL, 0, id, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(b, NULL, 0, id, ID_BUF, NULL), MSC_OK);
+    retry = SENTINEL;
+    CHECK_ST(msc_fleet_session_create(a, NULL, 0, id, ID_BUF, &retry), MSC_ERR_PRINCIPAL_FULL);
+    CHECK_U64(retry, 1000);
+    /* Alice's session is untouched; once closed, she may create again. */
+    CHECK_ST(msc_fleet_session_get(b, alice, P("alice"), 5, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_close(b, alice, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, NULL), MSC_OK);
+
+    CHECK_U64(stat_of(a, MSC_STAT_REJECTED_PRINCIPAL_FULL), 2);
+    CHECK_U64(stat_of(b, MSC_STAT_REJECTED_PRINCIPAL_FULL), 2);
+    CHECK_U64(stat_of(b, MSC_STAT_REJECTED_FULL), 0);
+    CHECK_U64(stat_of(a, MSC_STAT_EVICTED), 0);
+    CHECK_U64(stat_of(a, MSC_STAT_LIVE), 4); /* alice, bob, 2 anonymous */
+    msc_fleet_free(a);
+    msc_fleet_free(b);
+}
+
+/* One principal's rate limit, shared by two handles, refuses it with the
+ * wait until its window grants again; other principals are unaffected,
+ * and its refusals spend none of the fleet-wide budget. */
+static void test_principal_rate_limit_across_handles(void) {
+    msc_fleet_options *o = options("c-prate");
+    msc_fleet *a, *b;
+    char id[ID_BUF];
+    uint64_t retry = SENTINEL;
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(o, 2, 60000), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_rate_limit(o, 5, 60000), MSC_OK);
+    a = connect_with(o);
+    b = connect_with(o);
+
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, id, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, NULL), MSC_OK);
+    memset(id, 'x', sizeof id);
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, id, ID_BUF, &retry),
+             MSC_ERR_PRINCIPAL_RATE_LIMITED);
+    CHECK(id[0] == 'x');
+    CHECK(retry > 0 && retry <= 60000);
+    retry = SENTINEL;
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, &retry),
+             MSC_ERR_PRINCIPAL_RATE_LIMITED);
+    CHECK(retry > 0 && retry <= 60000);
+    /* Others: bob twice, one anonymous: the fleet's 5 grants, exactly. */
+    CHECK_ST(msc_fleet_session_create(b, P("bob"), 3, id, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(a, P("bob"), 3, id, ID_BUF, NULL), MSC_OK);
+    CHECK_ST(msc_fleet_session_create(a, NULL, 0, id, ID_BUF, NULL), MSC_OK);
+    retry = SENTINEL;
+    CHECK_ST(msc_fleet_session_create(b, P("carol"), 5, id, ID_BUF, &retry), MSC_ERR_RATE_LIMITED);
+    CHECK(retry > 0 && retry <= 60000);
+
+    CHECK_U64(stat_of(a, MSC_STAT_RATE_LIMITED_PRINCIPAL), 2);
+    CHECK_U64(stat_of(b, MSC_STAT_RATE_LIMITED_PRINCIPAL), 2);
+    CHECK_U64(stat_of(b, MSC_STAT_RATE_LIMITED), 1);
+    CHECK_U64(stat_of(a, MSC_STAT_CREATED), 5);
+    msc_fleet_free(a);
+    msc_fleet_free(b);
+
+    /* A short window: the wait given is enough. */
+    CHECK_ST(msc_fleet_options_set_prefix(o, "c-prate-short"), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_rate_limit(o, 0, 0), MSC_OK);
+    CHECK_ST(msc_fleet_options_set_rate_limit_per_principal(o, 1, 300), MSC_OK);
+    a = connect_with(o);
+    b = connect_with(o);
+    CHECK_ST(msc_fleet_session_create(a, P("alice"), 5, id, ID_BUF, NULL), MSC_OK);
+    retry = SENTINEL;
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, &retry),
+             MSC_ERR_PRINCIPAL_RATE_LIMITED);
+    CHECK(retry > 0 && retry <= 300);
+    CHECK_ST(msc_fleet_session_create(b, P("bob"), 3, id, ID_BUF, NULL), MSC_OK);
+    if (retry <= 300) sleep_ms((long)retry + 50);
+    CHECK_ST(msc_fleet_session_create(b, P("alice"), 5, id, ID_BUF, NULL), MSC_OK);
+    CHECK_U64(stat_of(a, MSC_STAT_RATE_LIMITED_PRINCIPAL), 1);
+    msc_fleet_free(a);
+    msc_fleet_free(b);
+    msc_fleet_options_free(o);
+}
+
 static void test_store_unavailable_and_recovery(void) {
     msc_fleet_options *o = options("c-down");
     msc_fleet *f;
@@ -534,7 +746,16 @@ static void test_store_unavailable_and_recovery(void) {
      * an unavailable call is unknown, as documented. */
     CHECK_ST(msc_fleet_session_close(f, doomed, NULL), MSC_ERR_STORE_UNAVAILABLE);
     CHECK_ST(msc_fleet_stats(f, &(msc_fleet_counters){0}, NULL), MSC_ERR_STORE_UNAVAILABLE);
-    CHECK(now_ms() - start < 4 * 400 + 2000);
+    {
+        uint64_t v = SENTINEL;
+        retry = SENTINEL;
+        CHECK_ST(msc_fleet_stat(f, MSC_STAT_CREATED, &v, &retry), MSC_ERR_STORE_UNAVAILABLE);
+        CHECK_U64(v, SENTINEL);
+        CHECK_U64(retry, 1000);
+        /* A key the fleet does not keep needs no round trip. */
+        CHECK_ST(msc_fleet_stat(f, MSC_STAT_PRINCIPALS_TRACKED, &v, NULL), MSC_ERR_NOT_FOUND);
+    }
+    CHECK(now_ms() - start < 5 * 400 + 2000);
     kill(redis_pid, SIGCONT);
 
     /* Recovered: the session is still there. */
@@ -574,6 +795,10 @@ int main(void) {
     RUN(test_init_deadline_and_reaper);
     RUN(test_take_single_use);
     RUN(test_take_raced_by_threads_on_two_instances);
+    RUN(test_principal_options_and_stat_rules);
+    RUN(test_principal_cap_evicts_own_oldest_across_handles);
+    RUN(test_principal_cap_rejects_across_handles);
+    RUN(test_principal_rate_limit_across_handles);
     /* Last: it stops the server. */
     RUN(test_store_unavailable_and_recovery);
     return HARNESS_SUMMARY("test_fleet");

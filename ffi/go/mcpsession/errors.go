@@ -89,8 +89,9 @@ type CreateError struct {
 	// or ErrPrincipalRateLimited.
 	Err error
 	// RetryAfter is how long to wait before a retry can succeed, for a
-	// Retry-After header: exact for ErrRateLimited (millisecond
-	// resolution), a fixed one second for ErrAtCapacity.
+	// Retry-After header: exact for ErrRateLimited and
+	// ErrPrincipalRateLimited (millisecond resolution), a fixed one second
+	// for ErrAtCapacity and ErrPrincipalFull.
 	RetryAfter time.Duration
 }
 
@@ -99,7 +100,8 @@ func (e *CreateError) Error() string {
 	return fmt.Sprintf("%v (retry after %v)", e.Err, e.RetryAfter)
 }
 
-// Unwrap returns the sentinel (ErrAtCapacity or ErrRateLimited).
+// Unwrap returns the sentinel (ErrAtCapacity, ErrRateLimited,
+// ErrPrincipalFull or ErrPrincipalRateLimited).
 func (e *CreateError) Unwrap() error { return e.Err }
 
 // RetryAfter reports the retry delay of a refused Create (an error that is,

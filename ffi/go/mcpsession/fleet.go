@@ -71,13 +71,32 @@ type FleetConfig struct {
 	// ReaperInterval is how often the handle removes expired sessions so
 	// that their close events come promptly (default 1 s); 0 = off.
 	ReaperInterval time.Duration
+	// MaxSessionsPerPrincipal is the most sessions one principal may hold
+	// open at once across the fleet (exact, like MaxSessions); 0 = no cap.
+	// At the cap, EvictOldest closes that principal's own oldest session
+	// (every instance's DrainEvents reports it, ReasonEvicted); Reject
+	// fails Create with ErrPrincipalFull (HTTP 429).
+	MaxSessionsPerPrincipal int
+	// MaxAnonymousSessions caps sessions created without a principal (the
+	// anonymous class) across the fleet; 0 = MaxSessionsPerPrincipal.
+	MaxAnonymousSessions int
+	// RateLimitPerPrincipal allows each principal (and the anonymous class)
+	// at most this many creations across the fleet per sliding
+	// RateWindowPerPrincipal, checked before RateLimit (a principal over
+	// its own limit spends none of the fleet's budget); 0 = off. Refusals
+	// are ErrPrincipalRateLimited (HTTP 429) with the exact RetryAfter.
+	// At most 1,048,576, with a window of at least 1 ms.
+	RateLimitPerPrincipal int
+	// RateWindowPerPrincipal is the per-principal rate limit's window.
+	RateWindowPerPrincipal time.Duration
 }
 
 // DefaultFleetConfig returns the defaults: prefix "mcp-sessions", no
 // secret (read from the environment), 10,000 sessions, evict the oldest,
-// no idle timeout or max lifetime, a 30 s init deadline, no rate limit, a
-// 1 s call timeout, about 100,000 close events kept in Redis, no WAIT, the
-// maxmemory-policy checked, a reaper every second.
+// no idle timeout or max lifetime, a 30 s init deadline, no rate limit, no
+// per-principal cap or rate limit, a 1 s call timeout, about 100,000 close
+// events kept in Redis, no WAIT, the maxmemory-policy checked, a reaper
+// every second.
 func DefaultFleetConfig() FleetConfig {
 	return FleetConfig{
 		Prefix:         "mcp-sessions",
@@ -100,8 +119,8 @@ func (cfg FleetConfig) options() (*C.msc_fleet_options, error) {
 		C.msc_fleet_options_free(o)
 		return nil, err
 	}
-	var ok [8]bool
-	var ms [8]C.uint64_t
+	var ok [9]bool
+	var ms [9]C.uint64_t
 	ms[0], ok[0] = millis(cfg.IdleTimeout)
 	ms[1], ok[1] = millis(cfg.MaxLifetime)
 	ms[2], ok[2] = millis(cfg.InitTimeout)
@@ -109,8 +128,11 @@ func (cfg FleetConfig) options() (*C.msc_fleet_options, error) {
 	ms[4], ok[4] = millis(cfg.CallTimeout)
 	ms[5], ok[5] = millis(cfg.WaitTimeout)
 	ms[6], ok[6] = millis(cfg.ReaperInterval)
-	ok[7] = cfg.MaxSessions >= 0 && cfg.RateLimit >= 0 && cfg.EventsMaxLen >= 0 &&
-		cfg.WaitReplicas >= 0 && cfg.WaitReplicas <= 1<<31
+	ms[7], ok[7] = millis(cfg.RateWindowPerPrincipal)
+	ok[8] = cfg.MaxSessions >= 0 && cfg.RateLimit >= 0 && cfg.EventsMaxLen >= 0 &&
+		cfg.WaitReplicas >= 0 && cfg.WaitReplicas <= 1<<31 &&
+		cfg.MaxSessionsPerPrincipal >= 0 && cfg.MaxAnonymousSessions >= 0 &&
+		cfg.RateLimitPerPrincipal >= 0
 	for _, good := range ok {
 		if !good {
 			return fail(ErrInvalidConfig)
@@ -143,6 +165,9 @@ func (cfg FleetConfig) options() (*C.msc_fleet_options, error) {
 		C.msc_fleet_options_set_wait_for_replicas(o, C.uint32_t(cfg.WaitReplicas), ms[5]),
 		C.msc_fleet_options_set_allow_evicting_policy(o, allow),
 		C.msc_fleet_options_set_reaper_interval_ms(o, ms[6]),
+		C.msc_fleet_options_set_max_sessions_per_principal(o, C.uint64_t(cfg.MaxSessionsPerPrincipal)),
+		C.msc_fleet_options_set_max_anonymous_sessions(o, C.uint64_t(cfg.MaxAnonymousSessions)),
+		C.msc_fleet_options_set_rate_limit_per_principal(o, C.uint64_t(cfg.RateLimitPerPrincipal), ms[7]),
 	}
 	if cfg.Secret != nil {
 		p, n := principalArg(cfg.Secret)
@@ -280,14 +305,17 @@ func (f *Fleet) call(op func(*C.msc_fleet) error) error {
 }
 
 // Create opens a session in the fleet, bound to principal if it is not nil
-// (an empty non-nil slice is a principal too), and returns its id. At
-// capacity the globally oldest session is evicted (DrainEvents reports it
-// on every instance) or, with Reject, the create fails. The session starts
-// pending: Confirm it after the initialize handshake.
+// (an empty non-nil slice is a principal too; nil is the anonymous class),
+// and returns its id. At the principal's cap (MaxSessionsPerPrincipal) its
+// own oldest session is evicted, and at capacity the globally oldest one
+// (DrainEvents reports either on every instance), or, with Reject, the
+// create fails. The session starts pending: Confirm it after the
+// initialize handshake.
 //
-// Errors: a *CreateError wrapping ErrRateLimited (429) or ErrAtCapacity
-// (503) with RetryAfter; an *UnavailableError (ErrStoreUnavailable, 503);
-// ErrInternal; ErrClosed after Close.
+// Errors: a *CreateError with RetryAfter wrapping ErrPrincipalRateLimited
+// (429), ErrRateLimited (429), ErrPrincipalFull (429) or ErrAtCapacity
+// (503); an *UnavailableError (ErrStoreUnavailable, 503); ErrInternal;
+// ErrClosed after Close.
 func (f *Fleet) Create(principal []byte) (string, error) {
 	var id string
 	err := f.call(func(p *C.msc_fleet) error {
@@ -401,9 +429,17 @@ type FleetStats struct {
 	Live, MaxSessions, Created, Closed, Evicted     uint64
 	IdleTimeout, MaxLifetime, InitTimeout, Redeemed uint64
 	RejectedFull, RateLimited, EventsGaps           uint64
+	// RejectedPrincipalFull counts creates refused at a principal's (or
+	// the anonymous class's) cap (Reject).
+	RejectedPrincipalFull uint64
+	// RateLimitedPrincipal counts creates refused by the per-principal
+	// rate limit.
+	RateLimitedPrincipal uint64
 }
 
-// Stats reads the fleet's counters (one round trip).
+// Stats reads the fleet's counters: three round trips (msc_fleet_stats,
+// then msc_fleet_stat for each counter its frozen struct lacks), so the
+// per-principal counters may be a little newer than the rest.
 //
 // Errors: an *UnavailableError; ErrClosed.
 func (f *Fleet) Stats() (FleetStats, error) {
@@ -423,6 +459,24 @@ func (f *Fleet) Stats() (FleetStats, error) {
 			InitTimeout: uint64(c.init_timeout), Redeemed: uint64(c.redeemed),
 			RejectedFull: uint64(c.rejected_full), RateLimited: uint64(c.rate_limited),
 			EventsGaps: uint64(c.events_gaps),
+		}
+		v := (*C.uint64_t)(C.malloc(8))
+		defer C.free(unsafe.Pointer(v))
+		for _, k := range []struct {
+			key C.msc_stat
+			dst *uint64
+		}{
+			{C.MSC_STAT_REJECTED_PRINCIPAL_FULL, &s.RejectedPrincipalFull},
+			{C.MSC_STAT_RATE_LIMITED_PRINCIPAL, &s.RateLimitedPrincipal},
+		} {
+			st := C.msc_fleet_stat(p, C.uint32_t(k.key), v, retry)
+			switch st {
+			case C.MSC_OK:
+				*k.dst = uint64(*v)
+			case C.MSC_ERR_NOT_FOUND: // a library older than this counter
+			default:
+				return fleetError(st, *retry)
+			}
 		}
 		return nil
 	})

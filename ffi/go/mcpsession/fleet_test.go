@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -272,6 +273,156 @@ func TestFleetTakeRacedOnTwoInstances(t *testing.T) {
 	st, err := b.Stats()
 	if err != nil || st.Redeemed != rounds || st.Live != 0 || st.Created != rounds {
 		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+// create is Create that fails the test on an error.
+func create(t *testing.T, f *Fleet, principal []byte) string {
+	t.Helper()
+	id, err := f.Create(principal)
+	if err != nil {
+		t.Fatalf("Create(%q): %v", principal, err)
+	}
+	return id
+}
+
+func TestFleetPrincipalCapEvictsOwnOldestAcrossInstances(t *testing.T) {
+	s := startRedis(t)
+	cfg := fleetConfig("go-pcap")
+	cfg.MaxSessionsPerPrincipal = 2
+	cfg.ReaperInterval = 0
+	a := openFleet(t, s.url, cfg)
+	b := openFleet(t, s.url, cfg)
+	alice, bob := []byte("alice"), []byte("bob")
+
+	a1 := create(t, a, alice)
+	bob1 := create(t, b, bob)
+	a2 := create(t, b, alice)
+	a3 := create(t, a, alice) // her oldest (made on a) goes
+	if r := waitEvent(t, b, a1); r != ReasonEvicted {
+		t.Fatalf("reason %v", r)
+	}
+	if err := b.Get(a1, alice); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("alice's oldest: %v", err)
+	}
+	for _, id := range []string{a2, a3} {
+		if err := a.Get(id, alice); err != nil {
+			t.Fatalf("alice's newer %s: %v", id, err)
+		}
+	}
+	if err := a.Get(bob1, bob); err != nil {
+		t.Fatalf("bob's session: %v", err)
+	}
+	// The anonymous class has the same cap by default.
+	anon := []string{create(t, b, nil), create(t, a, nil), create(t, b, nil)}
+	if r := waitEvent(t, a, anon[0]); r != ReasonEvicted {
+		t.Fatalf("reason %v", r)
+	}
+	if err := a.Get(anon[2], nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Stats()
+	if err != nil || st.Live != 5 || st.Evicted != 2 || st.Created != 7 || st.RejectedPrincipalFull != 0 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func TestFleetPrincipalFullAcrossInstances(t *testing.T) {
+	s := startRedis(t)
+	cfg := fleetConfig("go-pfull")
+	cfg.OnFull = Reject
+	cfg.MaxSessions = 10
+	cfg.MaxSessionsPerPrincipal = 1
+	cfg.MaxAnonymousSessions = 2
+	a := openFleet(t, s.url, cfg)
+	b := openFleet(t, s.url, cfg)
+
+	first := create(t, a, []byte("alice"))
+	_, err := b.Create([]byte("alice"))
+	var ce *CreateError
+	if !errors.Is(err, ErrPrincipalFull) || !errors.As(err, &ce) || ce.RetryAfter != time.Second ||
+		HTTPStatus(err) != http.StatusTooManyRequests || RetryAfterHeader(err) != "1" {
+		t.Fatalf("alice at her cap: %v", err)
+	}
+	create(t, b, []byte("bob"))
+	create(t, a, nil)
+	create(t, b, nil)
+	if _, err := a.Create(nil); !errors.Is(err, ErrPrincipalFull) {
+		t.Fatalf("the anonymous class at its cap: %v", err)
+	}
+	if err := b.CloseSession(first); err != nil {
+		t.Fatal(err)
+	}
+	create(t, b, []byte("alice"))
+	st, err := b.Stats()
+	if err != nil || st.RejectedPrincipalFull != 2 || st.RejectedFull != 0 || st.Live != 4 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+}
+
+func TestFleetPrincipalRateLimitAcrossInstances(t *testing.T) {
+	s := startRedis(t)
+	cfg := fleetConfig("go-prate")
+	cfg.RateLimitPerPrincipal, cfg.RateWindowPerPrincipal = 2, time.Minute
+	cfg.RateLimit, cfg.RateWindow = 5, time.Minute
+	a := openFleet(t, s.url, cfg)
+	b := openFleet(t, s.url, cfg)
+	alice, bob := []byte("alice"), []byte("bob")
+
+	create(t, a, alice)
+	create(t, b, alice)
+	for _, f := range []*Fleet{a, b} {
+		_, err := f.Create(alice)
+		d, ok := RetryAfter(err)
+		if !errors.Is(err, ErrPrincipalRateLimited) || !ok || d <= 0 || d > time.Minute ||
+			HTTPStatus(err) != http.StatusTooManyRequests {
+			t.Fatalf("alice over her rate: %v (%v)", err, d)
+		}
+	}
+	// Others are unaffected, and alice's refusals spent none of the
+	// fleet's 5: bob twice and one anonymous use it up exactly.
+	create(t, b, bob)
+	create(t, a, bob)
+	create(t, a, nil)
+	if _, err := b.Create([]byte("carol")); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("the fleet's limit: %v", err)
+	}
+	st, err := a.Stats()
+	if err != nil || st.RateLimitedPrincipal != 2 || st.RateLimited != 1 || st.Created != 5 {
+		t.Fatalf("stats %+v %v", st, err)
+	}
+
+	// A short window: the RetryAfter given is enough.
+	cfg = fleetConfig("go-prate-short")
+	cfg.RateLimitPerPrincipal, cfg.RateWindowPerPrincipal = 1, 300*time.Millisecond
+	a = openFleet(t, s.url, cfg)
+	b = openFleet(t, s.url, cfg)
+	create(t, a, alice)
+	_, err = b.Create(alice)
+	d, ok := RetryAfter(err)
+	if !errors.Is(err, ErrPrincipalRateLimited) || !ok || d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("short window: %v (%v)", err, d)
+	}
+	create(t, b, bob)
+	time.Sleep(d + 50*time.Millisecond)
+	create(t, b, alice)
+}
+
+func TestFleetPrincipalConfigErrors(t *testing.T) {
+	s := startRedis(t)
+	for name, mutate := range map[string]func(*FleetConfig){
+		"negative cap":        func(c *FleetConfig) { c.MaxSessionsPerPrincipal = -1 },
+		"negative anonymous":  func(c *FleetConfig) { c.MaxAnonymousSessions = -1 },
+		"negative rate":       func(c *FleetConfig) { c.RateLimitPerPrincipal = -1 },
+		"negative window":     func(c *FleetConfig) { c.RateLimitPerPrincipal, c.RateWindowPerPrincipal = 1, -time.Second },
+		"rate without window": func(c *FleetConfig) { c.RateLimitPerPrincipal = 5 },
+		"rate over 2^20":      func(c *FleetConfig) { c.RateLimitPerPrincipal, c.RateWindowPerPrincipal = 1<<20+1, time.Second },
+	} {
+		cfg := fleetConfig("go-perr")
+		mutate(&cfg)
+		if _, err := ConnectFleet(s.url, cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

@@ -159,6 +159,113 @@ describe('Fleet', () => {
     await e.free();
   });
 
+  test('per principal: a cap shared by two instances evicts its own oldest', async () => {
+    const o = opts('n-pcap', { maxSessionsPerPrincipal: 2, reaperIntervalMs: 0 });
+    const a = await Fleet.connect(url, o);
+    const b = await Fleet.connect(url, o);
+    try {
+      const a1 = await a.create('alice');
+      const bob = await b.create('bob');
+      const a2 = await b.create('alice');
+      const a3 = await a.create('alice'); // her oldest (made on a) goes
+      assert.equal(await waitEvent(b, a1), CloseReason.EVICTED);
+      await rejectsCode(b.get(a1, 'alice'), ErrorCode.NOT_FOUND, 404);
+      await a.get(a2, 'alice');
+      await a.get(a3, 'alice');
+      await a.get(bob, 'bob');
+      // The anonymous class has the same cap by default.
+      const anon = [await b.create(), await a.create(), await b.create()];
+      assert.equal(await waitEvent(a, anon[0]), CloseReason.EVICTED);
+      await a.get(anon[2]);
+      const s = await a.stats();
+      assert.deepEqual(
+        [s.live, s.evicted, s.created, s.rejectedPrincipalFull, s.rateLimitedPrincipal],
+        [5, 2, 7, 0, 0],
+      );
+    } finally {
+      await a.free();
+      await b.free();
+    }
+  });
+
+  test('per principal: PRINCIPAL_FULL under reject on every instance, others unaffected', async () => {
+    const o = opts('n-pfull', { onFull: 'reject', maxSessions: 10, maxSessionsPerPrincipal: 1, maxAnonymousSessions: 2 });
+    const a = await Fleet.connect(url, o);
+    const b = await Fleet.connect(url, o);
+    try {
+      const first = await a.create('alice');
+      const full = await rejectsCode(b.create('alice'), ErrorCode.PRINCIPAL_FULL, 429);
+      assert.equal(full.retryAfterMs, 1000);
+      assert.equal(full.retryAfterSeconds, 1);
+      await b.create('bob');
+      await a.create();
+      await b.create();
+      await rejectsCode(a.create(), ErrorCode.PRINCIPAL_FULL, 429);
+      await b.close(first);
+      await b.create('alice');
+      const s = await b.stats();
+      assert.deepEqual([s.rejectedPrincipalFull, s.rejectedFull, s.live], [2, 0, 4]);
+    } finally {
+      await a.free();
+      await b.free();
+    }
+  });
+
+  test('per principal: a rate limit shared by two instances spends none of the fleet budget', async () => {
+    const o = opts('n-prate', {
+      rateLimitPerPrincipal: { max: 2, windowMs: 60000 },
+      rateLimit: { max: 5, windowMs: 60000 },
+    });
+    const a = await Fleet.connect(url, o);
+    const b = await Fleet.connect(url, o);
+    try {
+      await a.create('alice');
+      await b.create('alice');
+      for (const f of [a, b]) {
+        const limited = await rejectsCode(f.create('alice'), ErrorCode.PRINCIPAL_RATE_LIMITED, 429);
+        assert.ok(limited.retryAfterMs > 0 && limited.retryAfterMs <= 60000, `${limited.retryAfterMs}`);
+      }
+      // bob twice and one anonymous: exactly the fleet's 5.
+      await b.create('bob');
+      await a.create(Buffer.from('bob'));
+      await a.create();
+      await rejectsCode(b.create('carol'), ErrorCode.RATE_LIMITED, 429);
+      const s = await a.stats();
+      assert.deepEqual([s.rateLimitedPrincipal, s.rateLimited, s.created], [2, 1, 5]);
+    } finally {
+      await a.free();
+      await b.free();
+    }
+
+    // A short window: the retryAfterMs given is enough.
+    const short = opts('n-prate-short', { rateLimitPerPrincipal: { max: 1, windowMs: 300 } });
+    const c = await Fleet.connect(url, short);
+    const d = await Fleet.connect(url, short);
+    try {
+      await c.create('alice');
+      const limited = await rejectsCode(d.create('alice'), ErrorCode.PRINCIPAL_RATE_LIMITED, 429);
+      assert.ok(limited.retryAfterMs > 0 && limited.retryAfterMs <= 300, `${limited.retryAfterMs}`);
+      await d.create('bob');
+      await sleep(limited.retryAfterMs + 50);
+      await d.create('alice');
+    } finally {
+      await c.free();
+      await d.free();
+    }
+  });
+
+  test('per principal: invalid settings', async () => {
+    for (const extra of [
+      { maxSessionsPerPrincipal: -1 },
+      { maxAnonymousSessions: 1.5 },
+      { rateLimitPerPrincipal: 5 },
+      { rateLimitPerPrincipal: { max: 5, windowMs: 0 } },
+      { rateLimitPerPrincipal: { max: 2 ** 20 + 1, windowMs: 1000 } },
+    ]) {
+      await rejectsCode(Fleet.connect(url, opts('n-perr', extra)), ErrorCode.INVALID_CONFIG);
+    }
+  });
+
   test('take: exactly one of many concurrent takers on two instances wins', async () => {
     const a = await Fleet.connect(url, opts('n-take'));
     const b = await Fleet.connect(url, opts('n-take'));

@@ -6,13 +6,20 @@ use crate::integrations::redis::{RedisBuildError, StoreError};
 
 /// The `Retry-After` of `MSC_ERR_STORE_UNAVAILABLE` and
 /// `MSC_ERR_AT_CAPACITY` (ms), as the Rust API's HTTP mapping gives it.
+/// The refusals that carry their own wait (`RateLimited`, `PrincipalFull`,
+/// `PrincipalRateLimited`) give it to the millisecond, as
+/// `msc_session_create_ex` does.
 const RETRY_AFTER_MS: u64 = 1_000;
 
 /// The status for `error` and, where a retry can help, the wait in ms.
 pub(super) fn status(error: &StoreError) -> (msc_status, Option<u64>) {
     match error {
-        StoreError::Create(CreateError::RateLimited { retry_after }) => (
-            msc_status::MSC_ERR_RATE_LIMITED,
+        StoreError::Create(
+            error @ (CreateError::RateLimited { retry_after }
+            | CreateError::PrincipalFull { retry_after }
+            | CreateError::PrincipalRateLimited { retry_after }),
+        ) => (
+            msc_status::from(error),
             Some(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX)),
         ),
         StoreError::Create(error) => (
@@ -75,6 +82,25 @@ mod tests {
         assert_eq!(
             status(&StoreError::Create(CreateError::AtCapacity)),
             (msc_status::MSC_ERR_AT_CAPACITY, Some(1_000))
+        );
+        // Per principal: the exact wait, not rounded up to whole seconds.
+        let principal_limited = StoreError::Create(CreateError::PrincipalRateLimited {
+            retry_after: Duration::from_millis(1_250),
+        });
+        assert_eq!(
+            status(&principal_limited),
+            (msc_status::MSC_ERR_PRINCIPAL_RATE_LIMITED, Some(1_250))
+        );
+        let principal_full = StoreError::Create(CreateError::PrincipalFull {
+            retry_after: Duration::from_millis(1_000),
+        });
+        assert_eq!(
+            status(&principal_full),
+            (msc_status::MSC_ERR_PRINCIPAL_FULL, Some(1_000))
+        );
+        assert_eq!(
+            status(&StoreError::Create(CreateError::ShutDown)),
+            (msc_status::MSC_ERR_SHUT_DOWN, None)
         );
         assert_eq!(
             status(&StoreError::Lookup(LookupError::NotFound)),

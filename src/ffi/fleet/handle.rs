@@ -10,11 +10,14 @@ use tokio::task::JoinHandle;
 
 use super::error::{connect_status, finish};
 use super::options::msc_fleet_options;
+use crate::ffi::fairness::msc_stat;
 use crate::ffi::panic::ffi_boundary;
 use crate::ffi::registry::MSC_SESSION_ID_LEN;
 use crate::ffi::status::{msc_close_reason, msc_status};
 use crate::ffi::util::write_id;
-use crate::integrations::redis::{ClosedEvents, EventsFrom, RedisRegistry, RedisRegistryBuilder};
+use crate::integrations::redis::{
+    ClosedEvents, EventsFrom, RedisRegistry, RedisRegistryBuilder, RedisStats,
+};
 
 /// A fleet-mode session registry: the registry's semantics on Redis, shared
 /// by every instance of a server (an exact global `max_sessions`, FIFO
@@ -104,7 +107,7 @@ pub struct msc_fleet_event {
 const _: () = assert!(MSC_SESSION_ID_LEN + 1 == 37);
 
 /// The fleet's counters, as Redis holds them (`msc_fleet_stats`). This
-/// layout is frozen: counters added later get functions of their own.
+/// layout is frozen: counters added later are read with `msc_fleet_stat`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct msc_fleet_counters {
@@ -212,7 +215,7 @@ unsafe fn connect(
     let Some(builder) = options.builder() else {
         return fail(
             msc_status::MSC_ERR_INVALID_CONFIG,
-            "max_sessions does not fit this platform's size_t",
+            "max_sessions or a per-principal cap does not fit this platform's size_t",
         );
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -496,6 +499,96 @@ pub unsafe extern "C" fn msc_fleet_stats(
     })
 }
 
+/// How to read `key` from the fleet's counters, or `None` for a key the
+/// fleet does not keep.
+fn fleet_stat(key: msc_stat) -> Option<fn(&RedisStats) -> u64> {
+    use msc_stat::*;
+    Some(match key {
+        MSC_STAT_LIVE => |s| s.live,
+        MSC_STAT_MAX_SESSIONS => |s| s.max_sessions,
+        MSC_STAT_CREATED => |s| s.created,
+        MSC_STAT_CLOSED => |s| s.closed,
+        MSC_STAT_EVICTED => |s| s.evicted,
+        MSC_STAT_EXPIRED => |s| {
+            s.idle_timeout
+                .saturating_add(s.max_lifetime)
+                .saturating_add(s.init_timeout)
+        },
+        MSC_STAT_REJECTED_FULL => |s| s.rejected_full,
+        MSC_STAT_RATE_LIMITED => |s| s.rate_limited,
+        MSC_STAT_REJECTED_PRINCIPAL_FULL => |s| s.rejected_principal_full,
+        MSC_STAT_RATE_LIMITED_PRINCIPAL => |s| s.rate_limited_principal,
+        MSC_STAT_REDEEMED => |s| s.redeemed,
+        // The fleet drops no event (a loss is a gap, counted in
+        // `msc_fleet_counters.events_gaps`), and its per-principal state
+        // is Redis keys that expire by themselves, not counted.
+        MSC_STAT_EVENTS_DROPPED | MSC_STAT_PRINCIPALS_TRACKED => return None,
+    })
+}
+
+/// Stores one fleet counter, `stat` (an `msc_stat` value, passed as an
+/// integer so that any value is defined here), in `*out`: the keyed way
+/// to read the counters the frozen `msc_fleet_counters` has no field for
+/// (`MSC_STAT_REJECTED_PRINCIPAL_FULL`, `MSC_STAT_RATE_LIMITED_PRINCIPAL`,
+/// and every counter added later). One round trip, like `msc_fleet_stats`
+/// (and like it, it first removes a bounded batch of expired sessions, so
+/// `MSC_STAT_LIVE` is exact); two calls read two snapshots.
+///
+/// The keys mean what they mean for `msc_registry_stat`, across the
+/// fleet: `MSC_STAT_LIVE`, `_MAX_SESSIONS`, `_CREATED`, `_CLOSED`,
+/// `_EVICTED` (globally and per principal), `_EXPIRED` (idle timeout + max
+/// lifetime + init deadline), `_REJECTED_FULL`, `_RATE_LIMITED`,
+/// `_REJECTED_PRINCIPAL_FULL`, `_RATE_LIMITED_PRINCIPAL` and `_REDEEMED`.
+/// The fleet does not keep `MSC_STAT_EVENTS_DROPPED` (it drops no event:
+/// lost ones are a gap, `msc_fleet_counters.events_gaps`) or
+/// `MSC_STAT_PRINCIPALS_TRACKED` (its per-principal state is Redis keys
+/// that expire by themselves): those, and values this library does not
+/// know (a host built against a newer header), are `MSC_ERR_NOT_FOUND`,
+/// answered without a round trip.
+///
+/// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out` is NULL;
+/// `MSC_ERR_NOT_FOUND` as above; `MSC_ERR_STORE_UNAVAILABLE` (then
+/// `*out_retry_after_ms`, if not NULL, gets the wait in ms). `*out` is
+/// written only on `MSC_OK`.
+///
+/// Feature `redis` (see `msc_features`).
+///
+/// # Safety
+///
+/// `fleet` is NULL or live; `out` and `out_retry_after_ms` are NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_fleet_stat(
+    fleet: *mut msc_fleet,
+    stat: u32,
+    out: *mut u64,
+    out_retry_after_ms: *mut u64,
+) -> msc_status {
+    ffi_boundary(|| {
+        // SAFETY: forwarded caller contract.
+        let Some(fleet) = (unsafe { fleet_ref(fleet) }) else {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        };
+        if out.is_null() {
+            return msc_status::MSC_ERR_NULL_ARGUMENT;
+        }
+        // A key the fleet does not keep costs no round trip.
+        let Some(read) = msc_stat::from_u32(stat).and_then(fleet_stat) else {
+            return msc_status::MSC_ERR_NOT_FOUND;
+        };
+        let result = fleet.block_on(fleet.registry().stats());
+        // SAFETY: forwarded caller contract.
+        match unsafe { finish(result, out_retry_after_ms) } {
+            Ok(s) => {
+                // SAFETY: non-NULL and writable by the caller's contract.
+                unsafe { out.write(read(&s)) };
+                msc_status::MSC_OK
+            }
+            Err(status) => status,
+        }
+    })
+}
+
 /// Removes every expired session in the fleet now (each closes with its
 /// expiry reason; its event reaches every handle), in bounded batches, and
 /// stores how many in `*out_count` if not NULL. The reaper does this on an
@@ -534,4 +627,40 @@ pub unsafe extern "C" fn msc_fleet_purge_expired(
             Err(status) => status,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_stat_keys() {
+        // Field by field: `RedisStats` is non-exhaustive and grows.
+        let mut s = RedisStats::default();
+        (s.live, s.max_sessions, s.created, s.closed, s.evicted) = (1, 2, 3, 4, 5);
+        (s.idle_timeout, s.max_lifetime, s.init_timeout, s.redeemed) = (6, 7, 8, 9);
+        (s.rejected_full, s.rate_limited, s.events_gaps) = (10, 11, 14);
+        (s.rejected_principal_full, s.rate_limited_principal) = (12, 13);
+        let read = |key: u32| msc_stat::from_u32(key).and_then(fleet_stat).map(|f| f(&s));
+        let want = [
+            Some(1),  // LIVE
+            Some(2),  // MAX_SESSIONS
+            Some(3),  // CREATED
+            Some(4),  // CLOSED
+            Some(5),  // EVICTED
+            Some(21), // EXPIRED = idle + lifetime + init
+            Some(10), // REJECTED_FULL
+            Some(11), // RATE_LIMITED
+            None,     // EVENTS_DROPPED
+            Some(12), // REJECTED_PRINCIPAL_FULL
+            Some(13), // RATE_LIMITED_PRINCIPAL
+            None,     // PRINCIPALS_TRACKED
+            Some(9),  // REDEEMED
+            None,     // unknown
+        ];
+        for (key, want) in want.into_iter().enumerate() {
+            assert_eq!(read(key as u32), want, "key {key}");
+        }
+        assert_eq!(read(u32::MAX), None);
+    }
 }

@@ -23,17 +23,18 @@ mod session;
 pub use handle::{
     msc_fleet, msc_fleet_connect, msc_fleet_connect_cluster, msc_fleet_counters,
     msc_fleet_drain_events, msc_fleet_event, msc_fleet_event_kind, msc_fleet_free,
-    msc_fleet_purge_expired, msc_fleet_stats,
+    msc_fleet_purge_expired, msc_fleet_stat, msc_fleet_stats,
 };
 pub use options::{
     MSC_FLEET_DEFAULT_REAPER_INTERVAL_MS, msc_fleet_options, msc_fleet_options_free,
     msc_fleet_options_new, msc_fleet_options_set_allow_evicting_policy,
     msc_fleet_options_set_call_timeout_ms, msc_fleet_options_set_events_maxlen,
     msc_fleet_options_set_idle_timeout_ms, msc_fleet_options_set_init_timeout_ms,
-    msc_fleet_options_set_max_lifetime_ms, msc_fleet_options_set_max_sessions,
+    msc_fleet_options_set_max_anonymous_sessions, msc_fleet_options_set_max_lifetime_ms,
+    msc_fleet_options_set_max_sessions, msc_fleet_options_set_max_sessions_per_principal,
     msc_fleet_options_set_on_full, msc_fleet_options_set_prefix, msc_fleet_options_set_rate_limit,
-    msc_fleet_options_set_reaper_interval_ms, msc_fleet_options_set_secret,
-    msc_fleet_options_set_wait_for_replicas,
+    msc_fleet_options_set_rate_limit_per_principal, msc_fleet_options_set_reaper_interval_ms,
+    msc_fleet_options_set_secret, msc_fleet_options_set_wait_for_replicas,
 };
 pub use session::{
     msc_fleet_session_close, msc_fleet_session_confirm, msc_fleet_session_create,

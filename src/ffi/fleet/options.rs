@@ -25,7 +25,7 @@ pub const MSC_FLEET_DEFAULT_REAPER_INTERVAL_MS: u64 = 1_000;
 /// `msc_fleet_options`. Needs the `redis` feature.
 ///
 /// Every instance of a fleet must use the same settings (prefix, secret,
-/// capacity, policy, timeouts, rate limit).
+/// capacity, policy, timeouts, rate limits, per-principal caps).
 pub struct msc_fleet_options {
     pub(super) prefix: String,
     pub(super) secret: Option<Vec<u8>>,
@@ -40,6 +40,9 @@ pub struct msc_fleet_options {
     pub(super) wait: (u32, u64),
     pub(super) allow_evicting_policy: bool,
     pub(super) reaper_interval_ms: u64,
+    pub(super) per_principal: u64,
+    pub(super) anonymous: u64,
+    pub(super) principal_rate_limit: (u64, u64),
 }
 
 impl Default for msc_fleet_options {
@@ -58,6 +61,9 @@ impl Default for msc_fleet_options {
             wait: (0, 0),
             allow_evicting_policy: false,
             reaper_interval_ms: MSC_FLEET_DEFAULT_REAPER_INTERVAL_MS,
+            per_principal: 0,
+            anonymous: 0,
+            principal_rate_limit: (0, 0),
         }
     }
 }
@@ -94,6 +100,17 @@ impl msc_fleet_options {
         if self.wait.0 > 0 {
             b = b.wait_for_replicas(self.wait.0, ms(self.wait.1));
         }
+        if self.per_principal > 0 {
+            b = b.max_sessions_per_principal(usize::try_from(self.per_principal).ok()?);
+        }
+        // 0 keeps the builder's default: the per-principal cap.
+        if self.anonymous > 0 {
+            b = b.max_anonymous_sessions(usize::try_from(self.anonymous).ok()?);
+        }
+        if self.principal_rate_limit.0 > 0 {
+            let (max, window_ms) = self.principal_rate_limit;
+            b = b.rate_limit_per_principal(max, ms(window_ms));
+        }
         Some(b)
     }
 }
@@ -103,9 +120,10 @@ impl msc_fleet_options {
 /// `"mcp-sessions"` (keys `{mcp-sessions}:*`), no secret (then the
 /// environment variable `MCP_SESSION_CORE_REDIS_SECRET` is read at
 /// connect), 10,000 sessions, evict the oldest, no idle timeout or max
-/// lifetime, an init deadline of 30,000 ms, no rate limit, a call timeout
-/// of 1,000 ms, a close-event stream of about 100,000 entries, no `WAIT`,
-/// Redis's `maxmemory-policy` checked, a reaper every 1,000 ms.
+/// lifetime, an init deadline of 30,000 ms, no rate limit, no
+/// per-principal cap or rate limit, a call timeout of 1,000 ms, a
+/// close-event stream of about 100,000 entries, no `WAIT`, Redis's
+/// `maxmemory-policy` checked, a reaper every 1,000 ms.
 ///
 /// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `out` is NULL.
 ///
@@ -528,6 +546,98 @@ pub unsafe extern "C" fn msc_fleet_options_set_reaper_interval_ms(
     unsafe {
         with(options, |o| {
             o.reaper_interval_ms = interval_ms;
+            msc_status::MSC_OK
+        })
+    }
+}
+
+/// Sets the most sessions one principal may hold open at once across the
+/// fleet (an exact bound, as `max_sessions` is; sessions created without a
+/// principal form the anonymous class, capped by
+/// `msc_fleet_options_set_max_anonymous_sessions`, by default this same
+/// cap). At a principal's cap, evict (`msc_fleet_options_set_on_full` 1)
+/// closes *that principal's* oldest session (reason `MSC_CLOSE_EVICTED`,
+/// its event drained by every handle), whose global slot the new one
+/// takes; reject (0) fails the create with `MSC_ERR_PRINCIPAL_FULL` (HTTP
+/// 429). 0 = no cap (the default). A value over `SIZE_MAX` fails the
+/// connect with `MSC_ERR_INVALID_CONFIG`.
+///
+/// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+///
+/// Feature `redis` (see `msc_features`).
+///
+/// # Safety
+///
+/// `options` is NULL or live (from `msc_fleet_options_new`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_fleet_options_set_max_sessions_per_principal(
+    options: *mut msc_fleet_options,
+    max: u64,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        with(options, |o| {
+            o.per_principal = max;
+            msc_status::MSC_OK
+        })
+    }
+}
+
+/// Sets the most sessions without a principal open at once across the
+/// fleet (the anonymous class). 0 = the default: the per-principal cap
+/// (`msc_fleet_options_set_max_sessions_per_principal`), or none if that
+/// is unset. A value over `SIZE_MAX` fails the connect with
+/// `MSC_ERR_INVALID_CONFIG`.
+///
+/// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+///
+/// Feature `redis` (see `msc_features`).
+///
+/// # Safety
+///
+/// `options` is NULL or live (from `msc_fleet_options_new`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_fleet_options_set_max_anonymous_sessions(
+    options: *mut msc_fleet_options,
+    max: u64,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        with(options, |o| {
+            o.anonymous = max;
+            msc_status::MSC_OK
+        })
+    }
+}
+
+/// Sets a per-principal creation rate limit across the fleet: each
+/// principal (and the anonymous class) at most `max` creations in any
+/// sliding window of `window_ms` ms, counted in Redis so that every
+/// instance shares it, and checked before the fleet-wide rate limit (a
+/// principal over its own limit spends none of the fleet's budget; only
+/// creates that succeed count). Refusals are
+/// `MSC_ERR_PRINCIPAL_RATE_LIMITED` (HTTP 429, with the wait in
+/// `*out_retry_after_ms`). `max` 0 = off (the default); otherwise 1 to
+/// 1,048,576 with `window_ms` at least 1, or the connect fails with
+/// `MSC_ERR_INVALID_CONFIG`.
+///
+/// Returns `MSC_OK`, or `MSC_ERR_NULL_ARGUMENT` if `options` is NULL.
+///
+/// Feature `redis` (see `msc_features`).
+///
+/// # Safety
+///
+/// `options` is NULL or live (from `msc_fleet_options_new`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msc_fleet_options_set_rate_limit_per_principal(
+    options: *mut msc_fleet_options,
+    max: u64,
+    window_ms: u64,
+) -> msc_status {
+    // SAFETY: forwarded caller contract.
+    unsafe {
+        with(options, |o| {
+            o.principal_rate_limit = (max, window_ms);
             msc_status::MSC_OK
         })
     }

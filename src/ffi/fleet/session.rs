@@ -13,26 +13,33 @@ use crate::integrations::redis::{RedisRegistry, StoreError};
 
 /// Creates a session in the fleet, bound to the principal of
 /// `principal_len` bytes at `principal` (NULL with length 0 = unbound,
-/// found by any caller; non-NULL with length 0 = the empty principal), and
-/// writes its id, NUL-terminated, to `out_id` (a buffer of `out_id_len`
-/// bytes). One atomic script on Redis: removes a bounded batch of expired
-/// sessions, checks the fleet's rate limit, then the exact global bound (at
-/// capacity it evicts the globally oldest session, whose close event every
-/// handle drains, or, under reject, fails). The session starts pending:
-/// confirm it after its `initialize` handshake
-/// (`msc_fleet_session_confirm`).
+/// found by any caller, and counted in the anonymous class; non-NULL with
+/// length 0 = the empty principal), and writes its id, NUL-terminated, to
+/// `out_id` (a buffer of `out_id_len` bytes). One atomic script on Redis:
+/// removes a bounded batch of expired sessions, checks the principal's
+/// rate limit (`msc_fleet_options_set_rate_limit_per_principal`), then the
+/// fleet's rate limit, then the principal's cap
+/// (`msc_fleet_options_set_max_sessions_per_principal`; at it, evict closes
+/// that principal's own oldest session, reject fails), then the exact
+/// global bound (at capacity it evicts the globally oldest session or,
+/// under reject, fails). Evicted sessions' close events are drained by
+/// every handle. The session starts pending: confirm it after its
+/// `initialize` handshake (`msc_fleet_session_confirm`).
 ///
 /// Returns `MSC_OK`; `MSC_ERR_NULL_ARGUMENT` if `fleet` or `out_id` is
 /// NULL, or `principal` is NULL with a non-zero length;
 /// `MSC_ERR_BUFFER_TOO_SMALL` if `out_id_len < MSC_SESSION_ID_LEN + 1`
-/// (checked first); `MSC_ERR_RATE_LIMITED` (HTTP 429);
+/// (checked first); `MSC_ERR_PRINCIPAL_RATE_LIMITED` (HTTP 429);
+/// `MSC_ERR_RATE_LIMITED` (HTTP 429); `MSC_ERR_PRINCIPAL_FULL` (HTTP 429);
 /// `MSC_ERR_AT_CAPACITY` (HTTP 503); `MSC_ERR_STORE_UNAVAILABLE` (HTTP
 /// 503: Redis unreachable or too slow; a create that may have happened is
 /// reclaimed in the background); `MSC_ERR_INTERNAL` without OS randomness.
 /// `out_id` is written only on `MSC_OK`; `*out_retry_after_ms` (if not
-/// NULL) only with `MSC_ERR_RATE_LIMITED` (the wait until the limiter
-/// grants again), `MSC_ERR_AT_CAPACITY` and `MSC_ERR_STORE_UNAVAILABLE`
-/// (1000), for a `Retry-After` header (round up to whole seconds).
+/// NULL) only with `MSC_ERR_RATE_LIMITED` and
+/// `MSC_ERR_PRINCIPAL_RATE_LIMITED` (the wait until that limiter grants
+/// again, to the millisecond), `MSC_ERR_PRINCIPAL_FULL`,
+/// `MSC_ERR_AT_CAPACITY` and `MSC_ERR_STORE_UNAVAILABLE` (1000), for a
+/// `Retry-After` header (round up to whole seconds).
 ///
 /// Feature `redis` (see `msc_features`).
 ///

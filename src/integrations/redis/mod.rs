@@ -43,9 +43,10 @@
 //! # Data model
 //!
 //! All keys of a registry share the hash tag `{prefix}` (so it works on
-//! Redis Cluster: one slot), and these eleven are all of them: every script
-//! receives them in `KEYS` and touches no other key (Redis's rule for
-//! scripts, relied on by Redis Cluster, proxies and key-pattern ACLs):
+//! Redis Cluster: one slot), and these eleven plus one rate-limit window
+//! per principal are all of them: every script receives the keys it
+//! touches in `KEYS` and touches no other key (Redis's rule for scripts,
+//! relied on by Redis Cluster, proxies and key-pattern ACLs):
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -59,7 +60,8 @@
 //! | `{p}:data` | hash | id → MessagePack map: `m:<name>` = metadata, `r:<name>` = integration state (bounded by [`max_meta_bytes`](RedisRegistryBuilder::max_meta_bytes) / [`max_state_bytes`](RedisRegistryBuilder::max_state_bytes)) |
 //! | `{p}:events` | stream | close events `{id, reason, n}` (`n` numbers them consecutively), `MAXLEN ~` [`events_maxlen`](RedisRegistryBuilder::events_maxlen) |
 //! | `{p}:byprin` | sorted set | every live session as `class · seq · id` (score 0; class `p`+principal digest, or `a` for unbound): each principal's sessions in creation order, counted by `ZLEXCOUNT` for [`max_sessions_per_principal`](RedisRegistryBuilder::max_sessions_per_principal) |
-//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `redeemed`, `rejected_full`, `rejected_principal_full`, `rate_limited`, `events`, `events_gaps` |
+//! | `{p}:prate:<class>` | sorted set | with [`rate_limit_per_principal`](RedisRegistryBuilder::rate_limit_per_principal): one entry per creation the class (`p`+hex principal digest, or `a` for unbound) was granted in its current window; expires a window after its last grant (create passes its class's key as `KEYS[12]`, only with this limit on) |
+//! | `{p}:stats` | hash | monotonic counters: `created`, `closed`, `evicted`, `idle_timeout`, `max_lifetime`, `init_timeout`, `redeemed`, `rejected_full`, `rejected_principal_full`, `rate_limited`, `rate_limited_principal`, `events`, `events_gaps` |
 //!
 //! Each operation is one Lua script (`EVALSHA`, loaded again automatically
 //! after a `NOSCRIPT`, e.g. when Redis restarted), so it is one round trip
@@ -73,7 +75,8 @@
 //!   (same id: its first reply was lost), then removes up to
 //!   [`SWEEP_BATCH`] expired sessions per deadline kind (each closes with
 //!   its reason and emits its event: at least one if any expired, which is
-//!   all a create at capacity needs), then checks the rate limit, compares
+//!   all a create at capacity needs), then checks the principal's and the
+//!   fleet's rate limits, compares
 //!   `ZCARD {p}:fifo` to `max_sessions`, evicts or refuses, and inserts —
 //!   all inside one script, so the live count never exceeds the bound and
 //!   an expired session never costs a live one its slot.

@@ -437,6 +437,10 @@ fn refusal(error: &StoreError) -> (Failure, Cause) {
             "Too Many Requests: session creation rate limit reached",
             Cause::RateLimited,
         ),
+        StoreError::Create(CreateError::PrincipalRateLimited { .. }) => (
+            "Too Many Requests: this principal's session creation rate limit reached",
+            Cause::RateLimited,
+        ),
         StoreError::Create(CreateError::AtCapacity | CreateError::IdCollision) => (
             "Service Unavailable: session capacity reached",
             Cause::AtCapacity,

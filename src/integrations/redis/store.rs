@@ -73,6 +73,8 @@ impl Scripts {
 pub(crate) struct Keys {
     /// Every key of the registry, in the scripts' `KEYS` order.
     shared: [String; 11],
+    /// `{prefix}:prate:`, the start of each class's rate-limit window key.
+    class_rate: String,
 }
 
 impl Keys {
@@ -93,7 +95,26 @@ impl Keys {
                 key("data"),
                 key("byprin"),
             ],
+            class_rate: key("prate:"),
         }
+    }
+
+    /// The per-principal rate-limit window of the class of `digest`
+    /// (create.lua's `KEYS[12]`): `…:prate:a` for unbound sessions,
+    /// `…:prate:p<hex digest>` for a principal.
+    pub(crate) fn class_rate(&self, digest: &[u8]) -> String {
+        use std::fmt::Write as _;
+        let mut key = String::with_capacity(self.class_rate.len() + 1 + 2 * digest.len());
+        key.push_str(&self.class_rate);
+        if digest.is_empty() {
+            key.push('a');
+        } else {
+            key.push('p');
+            for byte in digest {
+                let _ = write!(key, "{byte:02x}");
+            }
+        }
+        key
     }
 
     pub(crate) fn fifo(&self) -> &str {
@@ -142,6 +163,7 @@ pub struct RedisRegistryBuilder {
     wait: Option<(u32, Duration)>,
     max_per_principal: usize,
     max_anonymous: Option<usize>,
+    rate_limit_per_principal: Option<(u64, Duration)>,
 }
 
 /// The fleet secret; never printed.
@@ -173,6 +195,7 @@ impl Default for RedisRegistryBuilder {
             wait: None,
             max_per_principal: 0,
             max_anonymous: None,
+            rate_limit_per_principal: None,
         }
     }
 }
@@ -196,6 +219,9 @@ struct Settings {
     /// Per-principal cap and anonymous-class cap (0 = off each).
     max_per_principal: u64,
     max_anonymous: u64,
+    /// Per-principal rate limit: grants per window (0 = off), window ms.
+    prate_max: u64,
+    prate_window_ms: u64,
 }
 
 fn timeout_ms(name: &'static str, timeout: Option<Duration>) -> Result<u64, ConfigError> {
@@ -317,8 +343,34 @@ impl RedisRegistryBuilder {
 
     /// At most `max` creations across the fleet in any sliding window of
     /// `window` (exact: one sorted-set entry per grant in the window).
+    /// `max` must be 1 to 2^20 and `window` at least 1 ms, else
+    /// [`connect`](Self::connect) fails with [`RedisBuildError::Config`].
     pub fn rate_limit(mut self, max: u64, window: Duration) -> Self {
         self.rate_limit = Some((max, window));
+        self
+    }
+
+    /// At most `max` creations per principal (and for the anonymous class,
+    /// sessions created without one) across the fleet in any sliding
+    /// window of `window`, as the core's
+    /// [`rate_limit_per_principal`](crate::RegistryBuilder::rate_limit_per_principal):
+    /// checked before the fleet-wide [`rate_limit`](Self::rate_limit), so
+    /// a principal over its own limit spends none of the fleet's budget,
+    /// and only creates that succeed count. Refusals are
+    /// [`CreateError::PrincipalRateLimited`] (HTTP 429 with `Retry-After`,
+    /// counted in [`RedisStats::rate_limited_principal`]).
+    ///
+    /// Exact across instances: each principal's grants inside its window
+    /// are one sorted set, `{prefix}:prate:p<hex digest>` (`…:prate:a` for
+    /// the anonymous class), changed only inside the create script. The set
+    /// expires one window after the principal's last grant, so a principal
+    /// that created nothing inside its window holds no memory in Redis; the
+    /// sets alive at once hold at most one entry (about 60 bytes) per
+    /// create of the last window, which the fleet-wide `rate_limit` bounds.
+    /// `max` must be 1 to 2^20 and `window` at least 1 ms, else
+    /// [`connect`](Self::connect) fails with [`RedisBuildError::Config`].
+    pub fn rate_limit_per_principal(mut self, max: u64, window: Duration) -> Self {
+        self.rate_limit_per_principal = Some((max, window));
         self
     }
 
@@ -373,18 +425,23 @@ impl RedisRegistryBuilder {
         if self.max_sessions == 0 {
             return Err(ConfigError::ZeroCapacity.into());
         }
-        let (rate_max, rate_window_ms) = match self.rate_limit {
-            None => (0, 0),
+        let rate = |limit: Option<(u64, Duration)>, what: &'static str| match limit {
+            None => Ok((0, 0)),
             Some((max, window)) => {
                 if max == 0 || max > 1 << 20 {
-                    return Err(ConfigError::RateLimitOutOfRange(max).into());
+                    return Err(RedisBuildError::from(ConfigError::RateLimitOutOfRange(max)));
                 }
                 if window < Duration::from_millis(1) {
                     return Err(ConfigError::ZeroRateWindow.into());
                 }
-                (max, timeout_ms("rate_limit window", Some(window))?)
+                Ok((max, timeout_ms(what, Some(window))?))
             }
         };
+        let (rate_max, rate_window_ms) = rate(self.rate_limit, "rate_limit window")?;
+        let (prate_max, prate_window_ms) = rate(
+            self.rate_limit_per_principal,
+            "rate_limit_per_principal window",
+        )?;
         if self.call_timeout < Duration::from_millis(1) {
             return Err(ConfigError::ZeroTimeout("call_timeout").into());
         }
@@ -409,6 +466,8 @@ impl RedisRegistryBuilder {
             },
             max_per_principal: self.max_per_principal as u64,
             max_anonymous: self.max_anonymous.unwrap_or(self.max_per_principal) as u64,
+            prate_max,
+            prate_window_ms,
         })
     }
 
@@ -640,6 +699,9 @@ pub struct RedisStats {
     /// Creates refused at the principal's (or the anonymous class's) cap
     /// (`Reject`).
     pub rejected_principal_full: u64,
+    /// Creates refused by the per-principal rate limit
+    /// ([`RedisRegistryBuilder::rate_limit_per_principal`]).
+    pub rate_limited_principal: u64,
     /// Times a close-event subscriber found events it had not read trimmed
     /// away or lost (see [`ClosedEvents`]), across the fleet.
     pub events_gaps: u64,
@@ -847,11 +909,16 @@ impl RedisRegistry {
     /// # Errors
     ///
     /// [`StoreError::Create`] with [`CreateError::RateLimited`] (429),
+    /// [`CreateError::PrincipalRateLimited`] (429),
     /// [`CreateError::PrincipalFull`] (429), [`CreateError::AtCapacity`]
     /// (503), [`CreateError::Entropy`] or [`CreateError::IdCollision`];
     /// [`StoreError::StoreUnavailable`].
     pub async fn create(&self, principal: Option<&[u8]>) -> Result<Created, StoreError> {
         let digest = self.digest(principal);
+        // Declared only when used, so that an ACL allowing exactly the
+        // eleven shared keys still works without this limit.
+        let class_rate_key =
+            (self.inner.settings.prate_max > 0).then(|| self.inner.keys.class_rate(&digest));
         // 122 random bits: a collision needs a broken id source; retry a few
         // times all the same, as the core does.
         for _ in 0..4 {
@@ -872,7 +939,12 @@ impl RedisRegistry {
                         .arg(s.rate_max)
                         .arg(s.rate_window_ms)
                         .arg(s.max_per_principal)
-                        .arg(s.max_anonymous);
+                        .arg(s.max_anonymous)
+                        .arg(s.prate_max)
+                        .arg(s.prate_window_ms);
+                    if let Some(key) = &class_rate_key {
+                        inv.key(key);
+                    }
                 })
                 .await;
             let (reply, repeated) = match sent {
@@ -905,6 +977,13 @@ impl RedisRegistry {
                 Some("rate_limited") => {
                     let ms = items.get(1).and_then(int).unwrap_or(1).max(1) as u64;
                     return Err(CreateError::RateLimited {
+                        retry_after: Duration::from_millis(ms),
+                    }
+                    .into());
+                }
+                Some("principal_rate_limited") => {
+                    let ms = items.get(1).and_then(int).unwrap_or(1).max(1) as u64;
+                    return Err(CreateError::PrincipalRateLimited {
                         retry_after: Duration::from_millis(ms),
                     }
                     .into());
@@ -1269,6 +1348,7 @@ impl RedisRegistry {
                 Some("rejected_full") => stats.rejected_full = n,
                 Some("rate_limited") => stats.rate_limited = n,
                 Some("rejected_principal_full") => stats.rejected_principal_full = n,
+                Some("rate_limited_principal") => stats.rate_limited_principal = n,
                 Some("events_gaps") => stats.events_gaps = n,
                 _ => {}
             }

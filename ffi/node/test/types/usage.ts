@@ -142,6 +142,17 @@ async function fleetUsage(): Promise<void> {
   }
   const live: number = (await fleet.stats()).live;
   void live;
+  const fair: FleetOptions = {
+    maxSessionsPerPrincipal: 4,
+    maxAnonymousSessions: 8,
+    rateLimitPerPrincipal: { max: 10, windowMs: 60_000 },
+  };
+  const fairFleet = await Fleet.connect('redis://127.0.0.1:6379/', fair);
+  const { rejectedPrincipalFull, rateLimitedPrincipal } = await fairFleet.stats();
+  const refused: number = rejectedPrincipalFull + rateLimitedPrincipal;
+  void refused;
+  // @ts-expect-error rateLimitPerPrincipal is { max, windowMs }
+  await Fleet.connect('redis://127.0.0.1:6379/', { rateLimitPerPrincipal: 10 });
   // @ts-expect-error onFull is 'evict' | 'reject'
   await Fleet.connect('redis://127.0.0.1:6379/', { onFull: 'drop' });
   await fleet.free();
