@@ -108,7 +108,9 @@ pub(crate) type PrincipalMembers<V> = Mutex<VecDeque<(u64, Weak<Entry<V>>)>>;
 
 /// Locks a principal's members. Nothing panics while the lock is held, but
 /// a poisoned lock would still hold a consistent list: take it over.
-fn lock<V>(members: &PrincipalMembers<V>) -> MutexGuard<'_, VecDeque<(u64, Weak<Entry<V>>)>> {
+pub(crate) fn lock<V>(
+    members: &PrincipalMembers<V>,
+) -> MutexGuard<'_, VecDeque<(u64, Weak<Entry<V>>)>> {
     members.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

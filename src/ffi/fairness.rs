@@ -209,25 +209,47 @@ pub unsafe extern "C" fn msc_registry_stat(
         if out.is_null() {
             return msc_status::MSC_ERR_NULL_ARGUMENT;
         }
+        let Some(stat) = msc_stat::from_u32(stat) else {
+            return msc_status::MSC_ERR_NOT_FOUND;
+        };
         let s = registry.inner.stats();
+        // Exhaustive: a key added to `msc_stat` must be answered here.
         let value = match stat {
-            0 => s.live,
-            1 => s.max_sessions,
-            2 => s.created,
-            3 => s.closed,
-            4 => s.evicted,
-            5 => s.expired,
-            6 => s.rejected_full,
-            7 => s.rate_limited,
-            8 => s.events_dropped,
-            9 => s.rejected_principal_full,
-            10 => s.rate_limited_principal,
-            11 => s.principals_tracked,
-            12 => s.redeemed,
-            _ => return msc_status::MSC_ERR_NOT_FOUND,
+            msc_stat::MSC_STAT_LIVE => s.live,
+            msc_stat::MSC_STAT_MAX_SESSIONS => s.max_sessions,
+            msc_stat::MSC_STAT_CREATED => s.created,
+            msc_stat::MSC_STAT_CLOSED => s.closed,
+            msc_stat::MSC_STAT_EVICTED => s.evicted,
+            msc_stat::MSC_STAT_EXPIRED => s.expired,
+            msc_stat::MSC_STAT_REJECTED_FULL => s.rejected_full,
+            msc_stat::MSC_STAT_RATE_LIMITED => s.rate_limited,
+            msc_stat::MSC_STAT_EVENTS_DROPPED => s.events_dropped,
+            msc_stat::MSC_STAT_REJECTED_PRINCIPAL_FULL => s.rejected_principal_full,
+            msc_stat::MSC_STAT_RATE_LIMITED_PRINCIPAL => s.rate_limited_principal,
+            msc_stat::MSC_STAT_PRINCIPALS_TRACKED => s.principals_tracked,
+            msc_stat::MSC_STAT_REDEEMED => s.redeemed,
         };
         // SAFETY: non-NULL and writable by the caller's contract.
         unsafe { out.write(value) };
         msc_status::MSC_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::msc_stat;
+
+    /// `from_u32` is the inverse of the stable numbers: every number it
+    /// knows maps to the key with that discriminant, and the first number
+    /// past the keys is unknown.
+    #[test]
+    fn stat_numbers_round_trip() {
+        let mut n = 0u32;
+        while let Some(stat) = msc_stat::from_u32(n) {
+            assert_eq!(stat as u32, n);
+            n += 1;
+        }
+        assert_eq!(n, msc_stat::MSC_STAT_REDEEMED as u32 + 1);
+        assert!(msc_stat::from_u32(u32::MAX).is_none());
+    }
 }

@@ -20,7 +20,7 @@ local idle_ms, life_ms, init_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber
 local rate_max, rate_window = tonumber(ARGV[10]), tonumber(ARGV[11])
 local class_cap = tonumber(ARGV[12])
 if digest == '' then class_cap = tonumber(ARGV[13]) end
-local prate_max, prate_window = tonumber(ARGV[14] or '0'), tonumber(ARGV[15] or '0')
+local prate_max, prate_window = tonumber(ARGV[14]), tonumber(ARGV[15])
 
 -- The id is taken. Checked first, before the rate limit and the bound: a
 -- repeated create (its first reply was lost) finds its own session here
